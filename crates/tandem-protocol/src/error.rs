@@ -22,3 +22,21 @@ pub enum ErrorKind {
     /// A bug or an unexpected local failure (500).
     Internal,
 }
+
+impl ErrorKind {
+    /// The HTTP status for this category: the one place where failures become status codes.
+    ///
+    /// Policy refusals are 400 and spent budgets 429, never 403 or 5xx, because clients such as Codex CLI
+    /// retry 403 and 5xx.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::BadRequest | ErrorKind::Denied => 400,
+            ErrorKind::NotFound => 404,
+            ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::QuotaExceeded => 429,
+            ErrorKind::Internal => 500,
+            ErrorKind::Upstream | ErrorKind::Unavailable => 502,
+            ErrorKind::UpstreamTimeout => 504,
+        }
+    }
+}

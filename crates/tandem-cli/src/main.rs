@@ -1,0 +1,127 @@
+//! The `tandem` binary: command-line parsing, logging setup, and dispatch to the library crates.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Tandem: a governed two-pace gateway for AI coding assistants.
+#[derive(Debug, Parser)]
+#[command(name = "tandem", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the OpenAI Chat Completions, OpenAI Responses and Anthropic Messages APIs.
+    Serve {
+        /// Config file; defaults to $TANDEM_CONFIG, then ./tandem.toml, then the embedded default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address, overriding the config file (e.g. 127.0.0.1:4000).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Run the scripted test upstream (OpenAI- and Anthropic-compatible) used by tests and benchmarks.
+    Testkit {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Default streaming pace in tokens per second (0 = full speed).
+        #[arg(long, default_value_t = 0.0)]
+        tokens_per_sec: f64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { config, listen } => serve(config, listen).await,
+        Command::Testkit {
+            listen,
+            tokens_per_sec,
+        } => {
+            let config = tandem_testkit::Config {
+                listen,
+                tokens_per_sec,
+                default_tokens: 16,
+            };
+            tracing::info!(%listen, "tandem testkit listening");
+            tandem_testkit::run(config, shutdown_signal())
+                .await
+                .context("test upstream failed")
+        }
+    }
+}
+
+async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut config = tandem_config::load(config.as_deref(), &env).context("loading configuration")?;
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let state = tandem_gateway::AppState::from_config(&config).context("starting the gateway")?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let source = match &config.source {
+        tandem_config::Source::File(path) => path.display().to_string(),
+        tandem_config::Source::Embedded => "embedded default".to_owned(),
+    };
+    tracing::info!(%addr, config = %source, state_dir = %config.server.state_dir.display(),
+        upstream = %config.providers.first().map_or("", |p| p.base_url.as_str()), "tandem serve listening");
+    tandem_gateway::run(listener, state, shutdown_signal())
+        .await
+        .context("gateway failed")
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,101 @@
+//! Tests for config loading: the embedded default, precedence, and refusals with clear messages.
+
+use std::path::PathBuf;
+
+use pretty_assertions::assert_eq;
+use tandem_providers::UpstreamKind;
+
+use crate::{DEFAULT_UPSTREAM, ModelAlias, Source, embedded, load, parse};
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn check_err(text: &str, expect: &str) {
+    let err = parse(text, Source::Embedded, &no_env).unwrap_err().to_string();
+    assert!(err.contains(expect), "{err:?} should contain {expect:?}");
+}
+
+#[test]
+fn embedded_default_points_at_local_upstream() {
+    let config = embedded(&no_env).unwrap();
+    assert_eq!(config.source, Source::Embedded);
+    assert_eq!(config.providers[0].base_url, DEFAULT_UPSTREAM);
+    assert_eq!(config.providers[0].kind, UpstreamKind::OpenAi);
+    assert_eq!(config.server.state_dir, PathBuf::from(".tandem"));
+    assert!(config.warnings.is_empty());
+    let custom = embedded(&|k| (k == "TANDEM_UPSTREAM_URL").then(|| "http://10.0.0.1:9/v1".into()))
+        .unwrap();
+    assert_eq!(custom.providers[0].base_url, "http://10.0.0.1:9/v1");
+}
+
+#[test]
+fn full_file_parses() {
+    let config = parse(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+max_body_bytes = 1024
+state_dir = "/tmp/x"
+[[providers]]
+name = "tk"
+kind = "openai"
+base_url = "http://127.0.0.1:1/v1"
+api_key_env = "KEY"
+[[providers]]
+name = "tka"
+kind = "anthropic"
+base_url = "http://127.0.0.1:1/v1"
+[[models]]
+name = "tandem-live"
+provider = "tk"
+model = "scripted"
+"#,
+        Source::Embedded,
+        &|k| (k == "KEY").then(|| "secret".into()),
+    )
+    .unwrap();
+    assert_eq!(config.server.max_body_bytes, 1024);
+    assert_eq!(config.providers.len(), 2);
+    assert!(config.providers[0].api_key.is_some());
+    assert!(format!("{:?}", config.providers[0]).contains("REDACTED"));
+    assert_eq!(
+        config.models,
+        vec![ModelAlias { name: "tandem-live".into(), provider: "tk".into(), model: "scripted".into() }]
+    );
+}
+
+#[test]
+fn refusals_name_the_problem() {
+    let p = "[[providers]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n";
+    check_err("[server]\nlisten = \"nope\"\n", "server.listen `nope`");
+    check_err("[server]\nbogus = 1\n", "unknown field `bogus`");
+    check_err("", "at least one [[providers]]");
+    check_err(&format!("{p}{p}"), "provider `a` is defined twice");
+    check_err(&p.replace("http://x/v1", "ftp://x"), "must start with http://");
+    check_err(&p.replace("openai", "gemini"), "unknown variant `gemini`");
+    check_err(&format!("{p}[[models]]\nname = \"m\"\nprovider = \"b\"\nmodel = \"x\"\n"), "provider `b`, which is not defined");
+}
+
+#[test]
+fn missing_key_variable_is_a_warning() {
+    let config = parse(
+        "[[providers]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"http://x/v1\"\napi_key_env = \"NOPE\"\n",
+        Source::Embedded,
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(config.warnings.len(), 1);
+    assert!(config.warnings[0].contains("NOPE"));
+}
+
+#[test]
+fn explicit_path_wins_over_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.toml");
+    std::fs::write(&file, "[[providers]]\nname = \"filep\"\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n").unwrap();
+    let config = load(Some(&file), &|k| (k == "TANDEM_CONFIG").then(|| "/nonexistent.toml".into())).unwrap();
+    assert_eq!(config.providers[0].name, "filep");
+    let err = load(None, &|k| (k == "TANDEM_CONFIG").then(|| "/nonexistent.toml".into())).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent.toml"));
+}

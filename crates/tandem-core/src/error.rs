@@ -1,0 +1,38 @@
+//! The crate's error type.
+
+use tandem_protocol::ErrorKind;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why the pipeline could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request named no model.
+    #[error("the request names no model")]
+    EmptyModel,
+    /// A model alias names a provider that does not exist.
+    #[error("provider `{0}` is not configured")]
+    UnknownProvider(String),
+    /// The pipeline was built without providers.
+    #[error("no providers are configured")]
+    NoProviders,
+    /// The upstream call failed.
+    #[error(transparent)]
+    Provider(#[from] tandem_providers::Error),
+    /// The embedded store failed.
+    #[error("state store: {0}")]
+    Store(#[source] tandem_store::Error),
+}
+
+impl Error {
+    /// The category the gateway maps to a status code.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::EmptyModel => ErrorKind::BadRequest,
+            Error::UnknownProvider(_) => ErrorKind::NotFound,
+            Error::NoProviders | Error::Store(_) => ErrorKind::Internal,
+            Error::Provider(err) => err.kind(),
+        }
+    }
+}
