@@ -48,8 +48,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.kind.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         // Internal details go to the log; the client gets the request id to quote.
         let message = if self.kind == ErrorKind::Internal {
             tracing::error!(request_id = %self.request_id, error = %self.message, "internal error");

@@ -21,7 +21,11 @@ use crate::format::{Chat, ClientFormat, Messages, Responses};
 /// Most upstream events encoded into one write when the upstream is faster than the client.
 const BATCH_EVENTS: usize = 64;
 
-pub(crate) async fn chat(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn chat(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     exchange::<Chat>(state, headers, body).await
 }
 

@@ -422,7 +422,8 @@ impl Encoder {
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
-        let choice = json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
+        let choice =
+            json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
         let data = format!("{}\"choices\":{}}}", self.prefix, choice);
         sse::frame(None, &data)
     }
@@ -441,7 +442,9 @@ impl StreamEncoder for Encoder {
         self.start(&mut out);
         match event {
             StreamEvent::Start { .. } | StreamEvent::ReasoningSignature(_) => {}
-            StreamEvent::TextDelta(text) => out.push_str(&self.chunk(json!({"content": text}), None)),
+            StreamEvent::TextDelta(text) => {
+                out.push_str(&self.chunk(json!({"content": text}), None))
+            }
             StreamEvent::ReasoningDelta(text) => {
                 out.push_str(&self.chunk(json!({"reasoning_content": text}), None));
             }
@@ -460,7 +463,11 @@ impl StreamEncoder for Encoder {
             }
             StreamEvent::Usage(usage) => {
                 if self.include_usage {
-                    let data = format!("{}\"choices\":[],\"usage\":{}}}", self.prefix, usage_json(usage));
+                    let data = format!(
+                        "{}\"choices\":[],\"usage\":{}}}",
+                        self.prefix,
+                        usage_json(usage)
+                    );
                     out.push_str(&sse::frame(None, &data));
                 }
             }
@@ -519,10 +526,12 @@ fn decode_tool_choice(value: Option<Value>) -> Result<ToolChoice> {
 fn parse_effort(effort: Option<&str>) -> Result<Option<ReasoningEffort>> {
     match effort {
         None => Ok(None),
-        Some(e) => ReasoningEffort::parse(e).map(Some).ok_or_else(|| Error::Json {
-            path: "reasoning_effort".into(),
-            message: format!("unknown reasoning effort `{e}`"),
-        }),
+        Some(e) => ReasoningEffort::parse(e)
+            .map(Some)
+            .ok_or_else(|| Error::Json {
+                path: "reasoning_effort".into(),
+                message: format!("unknown reasoning effort `{e}`"),
+            }),
     }
 }
 

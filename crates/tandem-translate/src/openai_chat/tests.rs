@@ -2,7 +2,9 @@
 
 use pretty_assertions::assert_eq;
 use serde_json::json;
-use tandem_protocol::{ChatRequest, ChatResponse, FinishReason, Part, StreamEvent, ToolKind, Usage};
+use tandem_protocol::{
+    ChatRequest, ChatResponse, FinishReason, Part, StreamEvent, ToolKind, Usage,
+};
 
 use crate::openai_chat::{Decoder, Encoder, decode_request, decode_response, encode_request};
 use crate::sse::Parser;
@@ -20,8 +22,8 @@ fn unknown_field_is_named() {
 
 #[test]
 fn wrong_type_names_the_path() {
-    let err = decode_request(br#"{"model":"m","messages":[{"role":"user","content":5}]}"#)
-        .unwrap_err();
+    let err =
+        decode_request(br#"{"model":"m","messages":[{"role":"user","content":5}]}"#).unwrap_err();
     assert!(err.to_string().contains("messages[0]"), "{err}");
 }
 
@@ -109,7 +111,11 @@ fn decodes_non_stream_answer() {
                 kind: ToolKind::Function
             }],
             finish: FinishReason::ToolCalls,
-            usage: Usage { input_tokens: 5, output_tokens: 3, ..Usage::default() },
+            usage: Usage {
+                input_tokens: 5,
+                output_tokens: 3,
+                ..Usage::default()
+            },
         }
     );
 }
@@ -138,13 +144,30 @@ fn stream_decoder_reassembles_tool_calls_and_usage() {
     assert_eq!(
         out,
         vec![
-            StreamEvent::Start { id: "u1".into(), model: "m".into() },
+            StreamEvent::Start {
+                id: "u1".into(),
+                model: "m".into()
+            },
             StreamEvent::TextDelta("Hi".into()),
-            StreamEvent::ToolCallStart { index: 0, id: "c".into(), name: "f".into() },
-            StreamEvent::ToolCallDelta { index: 0, arguments: "{\"a\":".into() },
-            StreamEvent::ToolCallDelta { index: 0, arguments: "1}".into() },
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "c".into(),
+                name: "f".into()
+            },
+            StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments: "{\"a\":".into()
+            },
+            StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments: "1}".into()
+            },
             StreamEvent::Finish(FinishReason::ToolCalls),
-            StreamEvent::Usage(Usage { input_tokens: 9, output_tokens: 4, ..Usage::default() }),
+            StreamEvent::Usage(Usage {
+                input_tokens: 9,
+                output_tokens: 4,
+                ..Usage::default()
+            }),
         ]
     );
 }
@@ -154,14 +177,25 @@ fn stream_encoder_emits_usage_only_when_asked() {
     let mut req = ChatRequest::new("tandem-live", vec![]);
     req.stream = true;
     req.stream_usage = true;
-    let ctx = EncodeContext { request: &req, id: "abc", created: 1700000000 };
+    let ctx = EncodeContext {
+        request: &req,
+        id: "abc",
+        created: 1700000000,
+    };
     let mut enc = Encoder::new(&ctx);
     let mut out = String::new();
     for event in [
-        StreamEvent::Start { id: "u".into(), model: "m".into() },
+        StreamEvent::Start {
+            id: "u".into(),
+            model: "m".into(),
+        },
         StreamEvent::TextDelta("Hi".into()),
         StreamEvent::Finish(FinishReason::Stop),
-        StreamEvent::Usage(Usage { input_tokens: 2, output_tokens: 1, ..Usage::default() }),
+        StreamEvent::Usage(Usage {
+            input_tokens: 2,
+            output_tokens: 1,
+            ..Usage::default()
+        }),
     ] {
         out.push_str(&enc.encode(&event));
     }

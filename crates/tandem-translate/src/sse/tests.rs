@@ -19,8 +19,14 @@ fn parses_named_and_multiline_events() {
     assert_eq!(
         got,
         vec![
-            Event { event: Some("a".into()), data: "1\n2".into() },
-            Event { event: None, data: "x".into() },
+            Event {
+                event: Some("a".into()),
+                data: "1\n2".into()
+            },
+            Event {
+                event: None,
+                data: "x".into()
+            },
         ]
     );
 }
