@@ -74,7 +74,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
 
 async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let env = |name: &str| std::env::var(name).ok();
-    let mut config = tandem_config::load(config.as_deref(), &env).context("loading configuration")?;
+    let mut config =
+        tandem_config::load(config.as_deref(), &env).context("loading configuration")?;
     if let Some(listen) = listen {
         config.server.listen = listen;
     }

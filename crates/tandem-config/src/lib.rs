@@ -175,10 +175,15 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
     let server = ServerConfig {
         listen,
         max_body_bytes,
-        state_dir: raw.server.state_dir.unwrap_or_else(|| PathBuf::from(".tandem")),
+        state_dir: raw
+            .server
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from(".tandem")),
     };
     if raw.providers.is_empty() {
-        return Err(invalid("at least one [[providers]] entry is required".into()));
+        return Err(invalid(
+            "at least one [[providers]] entry is required".into(),
+        ));
     }
     let mut warnings = Vec::new();
     let mut names = HashSet::new();

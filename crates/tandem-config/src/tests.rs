@@ -12,7 +12,9 @@ fn no_env(_: &str) -> Option<String> {
 }
 
 fn check_err(text: &str, expect: &str) {
-    let err = parse(text, Source::Embedded, &no_env).unwrap_err().to_string();
+    let err = parse(text, Source::Embedded, &no_env)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(expect), "{err:?} should contain {expect:?}");
 }
 
@@ -24,8 +26,8 @@ fn embedded_default_points_at_local_upstream() {
     assert_eq!(config.providers[0].kind, UpstreamKind::OpenAi);
     assert_eq!(config.server.state_dir, PathBuf::from(".tandem"));
     assert!(config.warnings.is_empty());
-    let custom = embedded(&|k| (k == "TANDEM_UPSTREAM_URL").then(|| "http://10.0.0.1:9/v1".into()))
-        .unwrap();
+    let custom =
+        embedded(&|k| (k == "TANDEM_UPSTREAM_URL").then(|| "http://10.0.0.1:9/v1".into())).unwrap();
     assert_eq!(custom.providers[0].base_url, "http://10.0.0.1:9/v1");
 }
 
@@ -61,7 +63,11 @@ model = "scripted"
     assert!(format!("{:?}", config.providers[0]).contains("REDACTED"));
     assert_eq!(
         config.models,
-        vec![ModelAlias { name: "tandem-live".into(), provider: "tk".into(), model: "scripted".into() }]
+        vec![ModelAlias {
+            name: "tandem-live".into(),
+            provider: "tk".into(),
+            model: "scripted".into()
+        }]
     );
 }
 
@@ -72,9 +78,15 @@ fn refusals_name_the_problem() {
     check_err("[server]\nbogus = 1\n", "unknown field `bogus`");
     check_err("", "at least one [[providers]]");
     check_err(&format!("{p}{p}"), "provider `a` is defined twice");
-    check_err(&p.replace("http://x/v1", "ftp://x"), "must start with http://");
+    check_err(
+        &p.replace("http://x/v1", "ftp://x"),
+        "must start with http://",
+    );
     check_err(&p.replace("openai", "gemini"), "unknown variant `gemini`");
-    check_err(&format!("{p}[[models]]\nname = \"m\"\nprovider = \"b\"\nmodel = \"x\"\n"), "provider `b`, which is not defined");
+    check_err(
+        &format!("{p}[[models]]\nname = \"m\"\nprovider = \"b\"\nmodel = \"x\"\n"),
+        "provider `b`, which is not defined",
+    );
 }
 
 #[test]
@@ -93,9 +105,19 @@ fn missing_key_variable_is_a_warning() {
 fn explicit_path_wins_over_env() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a.toml");
-    std::fs::write(&file, "[[providers]]\nname = \"filep\"\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n").unwrap();
-    let config = load(Some(&file), &|k| (k == "TANDEM_CONFIG").then(|| "/nonexistent.toml".into())).unwrap();
+    std::fs::write(
+        &file,
+        "[[providers]]\nname = \"filep\"\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n",
+    )
+    .unwrap();
+    let config = load(Some(&file), &|k| {
+        (k == "TANDEM_CONFIG").then(|| "/nonexistent.toml".into())
+    })
+    .unwrap();
     assert_eq!(config.providers[0].name, "filep");
-    let err = load(None, &|k| (k == "TANDEM_CONFIG").then(|| "/nonexistent.toml".into())).unwrap_err();
+    let err = load(None, &|k| {
+        (k == "TANDEM_CONFIG").then(|| "/nonexistent.toml".into())
+    })
+    .unwrap_err();
     assert!(err.to_string().contains("/nonexistent.toml"));
 }

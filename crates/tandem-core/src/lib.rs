@@ -232,7 +232,8 @@ impl Core {
         };
         match route.provider.stream(req, &route.upstream_model).await {
             Ok(events) => {
-                let record = self.record(exchange, req, Some(&route), Outcome::Cancelled, 200, None);
+                let record =
+                    self.record(exchange, req, Some(&route), Outcome::Cancelled, 200, None);
                 Ok(MeteredStream::new(
                     events,
                     record,
@@ -300,7 +301,9 @@ impl Core {
             started_at_ms: exchange.started_at_ms,
             api: exchange.api.as_str().to_owned(),
             client_model: req.model.clone(),
-            provider: route.map(|r| r.provider.name().to_owned()).unwrap_or_default(),
+            provider: route
+                .map(|r| r.provider.name().to_owned())
+                .unwrap_or_default(),
             upstream_model: route.map(|r| r.upstream_model.clone()).unwrap_or_default(),
             stream: req.stream,
             status,

@@ -59,7 +59,9 @@ impl MeteredStream {
                 record.usage = *usage;
                 record.usage_exact = true;
             }
-            StreamEvent::Start { .. } | StreamEvent::ReasoningSignature(_) | StreamEvent::Finish(_) => {}
+            StreamEvent::Start { .. }
+            | StreamEvent::ReasoningSignature(_)
+            | StreamEvent::Finish(_) => {}
         }
     }
 

@@ -8,7 +8,7 @@ mod canonical;
 mod error;
 
 pub use canonical::{
-    ChatRequest, ChatResponse, FinishReason, Message, Part, ReasoningEffort, Role, StreamEvent, Tool,
-    ToolChoice, ToolKind, Usage,
+    ChatRequest, ChatResponse, FinishReason, Message, Part, ReasoningEffort, Role, StreamEvent,
+    Tool, ToolChoice, ToolKind, Usage,
 };
 pub use error::ErrorKind;

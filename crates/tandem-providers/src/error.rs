@@ -78,9 +78,10 @@ impl Error {
             Error::Connect { .. } => ErrorKind::Unavailable,
             Error::Timeout { .. } => ErrorKind::UpstreamTimeout,
             // The upstream judged the request itself bad (too long a context, bad parameter): the client's fault.
-            Error::Status { status, .. } if matches!(status, 400 | 404 | 413 | 422) => {
-                ErrorKind::BadRequest
-            }
+            Error::Status {
+                status: 400 | 404 | 413 | 422,
+                ..
+            } => ErrorKind::BadRequest,
             Error::Status { .. }
             | Error::Reset { .. }
             | Error::Truncated { .. }

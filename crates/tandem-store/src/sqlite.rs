@@ -79,7 +79,9 @@ impl Store {
         match self.tx.try_send(Msg::Record(Box::new(record))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                tracing::error!("request record dropped: the store writer is {QUEUE} records behind");
+                tracing::error!(
+                    "request record dropped: the store writer is {QUEUE} records behind"
+                );
             }
             Err(TrySendError::Disconnected(_)) => {
                 tracing::error!("request record dropped: the store writer has stopped");

@@ -28,10 +28,16 @@ pub(crate) fn exchange(body: &Value) -> Result<Exchange, String> {
 }
 
 fn conversation(system: Option<&Value>, messages: &[Value]) -> Conversation {
-    let mut prompt_chars = text_parts(system).iter().map(|part| part.chars().count()).sum::<usize>();
+    let mut prompt_chars = text_parts(system)
+        .iter()
+        .map(|part| part.chars().count())
+        .sum::<usize>();
     for message in messages {
         let content = message.get("content");
-        prompt_chars += text_parts(content).iter().map(|part| part.chars().count()).sum::<usize>();
+        prompt_chars += text_parts(content)
+            .iter()
+            .map(|part| part.chars().count())
+            .sum::<usize>();
         for block in blocks(message).iter().filter(|block| is_tool_result(block)) {
             prompt_chars += text_parts(block.get("content"))
                 .iter()
@@ -70,7 +76,10 @@ fn is_tool_result(block: &Value) -> bool {
 }
 
 fn role(message: &Value) -> &str {
-    message.get("role").and_then(Value::as_str).unwrap_or_default()
+    message
+        .get("role")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// The texts of a content value: a string, or the `text` blocks of an array.
@@ -107,7 +116,9 @@ pub(crate) fn message(id: u64, model: &str, answer: &Answer) -> Result<Value, St
     for call in &answer.tools {
         let input: Value = serde_json::from_str(&call.args)
             .map_err(|error| format!("tool arguments of `{}` are not JSON: {error}", call.name))?;
-        content.push(json!({"type": "tool_use", "id": tool_id(call), "name": call.name, "input": input}));
+        content.push(
+            json!({"type": "tool_use", "id": tool_id(call), "name": call.name, "input": input}),
+        );
     }
     Ok(json!({
         "id": format!("msg_tk{id}"),
@@ -188,7 +199,11 @@ data: {{"type":"content_block_delta","index":{},"delta":{{"type":"text_delta","t
     }
 
     fn text_stop(&mut self, out: &mut BytesMut) {
-        event("content_block_stop", &json!({"type": "content_block_stop", "index": self.block}), out);
+        event(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": self.block}),
+            out,
+        );
         self.block += 1;
     }
 
@@ -207,7 +222,11 @@ data: {{"type":"content_block_delta","index":{},"delta":{{"type":"text_delta","t
     }
 
     fn tool_stop(&mut self, _index: usize, out: &mut BytesMut) {
-        event("content_block_stop", &json!({"type": "content_block_stop", "index": self.block}), out);
+        event(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": self.block}),
+            out,
+        );
         self.block += 1;
     }
 

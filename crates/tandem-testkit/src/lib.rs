@@ -6,7 +6,9 @@
 //!
 //! # Choosing a behaviour
 //!
-//! Behaviour is chosen by the request's `model` string, `name?k=v&k=v` (urlencoded values, query part optional):
+//! Behaviour is chosen by the request's `model` string, `name?k=v&k=v` (query part optional, values
+//! form-urlencoded, so `+` is a space and a literal `+` is `%2B`).
+//! Answers echo the full model string, options included.
 //!
 //! - `tokens=N`: answer with `N` text tokens, token `i` being `"tok{i} "`.
 //!   A bare `tokens` (no value) means [`Config::default_tokens`] tokens.

@@ -57,7 +57,10 @@ fn conversation(messages: &[Value]) -> Conversation {
 }
 
 fn role(message: &Value) -> &str {
-    message.get("role").and_then(Value::as_str).unwrap_or_default()
+    message
+        .get("role")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// The texts of a message's `content`: a string, or the `text` parts of an array.

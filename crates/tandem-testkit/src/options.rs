@@ -62,7 +62,9 @@ pub(crate) fn parse(model: &str) -> Result<Options, String> {
             "rate" => {
                 let rate: f64 = number(&key, value)?;
                 if !rate.is_finite() || rate < 0.0 {
-                    return Err(format!("model option `rate` must be a finite number >= 0, got `{value}`"));
+                    return Err(format!(
+                        "model option `rate` must be a finite number >= 0, got `{value}`"
+                    ));
                 }
                 options.rate = Some(rate);
             }
@@ -71,13 +73,17 @@ pub(crate) fn parse(model: &str) -> Result<Options, String> {
             "status" => {
                 let status: u16 = number(&key, value)?;
                 if !(400..=599).contains(&status) {
-                    return Err(format!("model option `status` must be within 400..=599, got {status}"));
+                    return Err(format!(
+                        "model option `status` must be within 400..=599, got {status}"
+                    ));
                 }
                 options.status = Some(status);
             }
             "reset_after" => set_fault(&mut options, FaultKind::Reset, number(&key, value)?)?,
             "stall_after" => set_fault(&mut options, FaultKind::Stall, number(&key, value)?)?,
-            "malformed_after" => set_fault(&mut options, FaultKind::Malformed, number(&key, value)?)?,
+            "malformed_after" => {
+                set_fault(&mut options, FaultKind::Malformed, number(&key, value)?)?
+            }
             "truncate_after" => set_fault(&mut options, FaultKind::Truncate, number(&key, value)?)?,
             "bytes" => options.bytes = Some(number(&key, value)?),
             "tool" if value.is_empty() => return Err("model option `tool` needs a name".to_owned()),

@@ -90,7 +90,10 @@ pub(crate) fn answer(
         };
         (Some((Source::Counter, count as usize)), Vec::new())
     } else if let Some(output) = &conversation.tool_result {
-        (Some(words(&format!("done: {}", first_line(output)))), Vec::new())
+        (
+            Some(words(&format!("done: {}", first_line(output)))),
+            Vec::new(),
+        )
     } else {
         let tools: Vec<ToolCall> = tool_lines(&conversation.last_user_text)
             .map(|(name, args)| next_call(name, args))
@@ -126,7 +129,11 @@ impl Answer {
     /// Completion tokens as documented in the crate docs.
     pub(crate) fn completion_tokens(&self) -> u64 {
         let text = self.text.as_ref().map_or(0, |text| text.len as u64);
-        let tools: u64 = self.tools.iter().map(|tool| 1 + tool.args.len().div_ceil(4) as u64).sum();
+        let tools: u64 = self
+            .tools
+            .iter()
+            .map(|tool| 1 + tool.args.len().div_ceil(4) as u64)
+            .sum();
         text + tools
     }
 }
@@ -182,7 +189,10 @@ impl ToolCall {
         let mut rest = args;
         for part in (1..=parts).rev() {
             let take = rest.chars().count().div_ceil(part);
-            let split = rest.char_indices().nth(take).map_or(rest.len(), |(at, _)| at);
+            let split = rest
+                .char_indices()
+                .nth(take)
+                .map_or(rest.len(), |(at, _)| at);
             let (piece, tail) = rest.split_at(split);
             pieces.push(piece);
             rest = tail;

@@ -194,7 +194,12 @@ impl State {
         let headers = parts
             .headers
             .iter()
-            .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .map(|(name, value)| {
+                (
+                    name.to_string(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let record = Captured {
             method: parts.method.to_string(),
@@ -229,20 +234,33 @@ enum Api {
 async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Body>> {
     let path = request.uri().path();
     match (request.method(), path) {
-        (&Method::GET, "/healthz") => Ok(response(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"))),
+        (&Method::GET, "/healthz") => Ok(response(
+            StatusCode::OK,
+            "text/plain",
+            Bytes::from_static(b"ok\n"),
+        )),
         (&Method::GET, "/v1/models") => Ok(json_response(
             StatusCode::OK,
             &json!({"object": "list", "data": [
                 {"id": "testkit", "object": "model", "created": 0, "owned_by": "tandem-testkit"},
             ]}),
         )),
-        (&Method::GET, "/testkit/stats") => Ok(json_response(StatusCode::OK, &json!(state.stats()))),
-        (&Method::GET, "/testkit/requests") => Ok(json_response(StatusCode::OK, &json!(state.captured()))),
+        (&Method::GET, "/testkit/stats") => {
+            Ok(json_response(StatusCode::OK, &json!(state.stats())))
+        }
+        (&Method::GET, "/testkit/requests") => {
+            Ok(json_response(StatusCode::OK, &json!(state.captured())))
+        }
         (&Method::POST, "/v1/chat/completions") => completion(state, Api::OpenAi, request).await,
         (&Method::POST, "/v1/messages") => completion(state, Api::Anthropic, request).await,
         (
             method,
-            "/healthz" | "/v1/models" | "/testkit/stats" | "/testkit/requests" | "/v1/chat/completions" | "/v1/messages",
+            "/healthz"
+            | "/v1/models"
+            | "/testkit/stats"
+            | "/testkit/requests"
+            | "/v1/chat/completions"
+            | "/v1/messages",
         ) => {
             let message = format!("method {method} is not allowed on {path}");
             Ok(error_response(Api::OpenAi, 405, &message))
@@ -254,7 +272,11 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
     }
 }
 
-async fn completion(state: Arc<State>, api: Api, request: Request<Incoming>) -> Result<Response<Body>> {
+async fn completion(
+    state: Arc<State>,
+    api: Api,
+    request: Request<Incoming>,
+) -> Result<Response<Body>> {
     state.stats.requests.fetch_add(1, Ordering::Relaxed);
     let (parts, body) = request.into_parts();
     let bytes = body.collect().await.map_err(Error::ReadBody)?.to_bytes();
@@ -266,7 +288,13 @@ async fn completion(state: Arc<State>, api: Api, request: Request<Incoming>) -> 
     state.capture(&parts, captured);
     let body = match parsed {
         Ok(body) => body,
-        Err(error) => return Ok(error_response(api, 400, &format!("invalid JSON body: {error}"))),
+        Err(error) => {
+            return Ok(error_response(
+                api,
+                400,
+                &format!("invalid JSON body: {error}"),
+            ));
+        }
     };
     let exchange = match api {
         Api::OpenAi => openai::exchange(&body),
@@ -284,7 +312,11 @@ async fn completion(state: Arc<State>, api: Api, request: Request<Incoming>) -> 
         tokio::time::sleep(options.delay).await;
     }
     if let Some(status) = options.status {
-        return Ok(error_response(api, status, &format!("testkit scripted status {status}")));
+        return Ok(error_response(
+            api,
+            status,
+            &format!("testkit scripted status {status}"),
+        ));
     }
     let answer = script::answer(
         &options,
@@ -294,7 +326,9 @@ async fn completion(state: Arc<State>, api: Api, request: Request<Incoming>) -> 
         &state.next_call,
     );
     let id = state.next_id.fetch_add(1, Ordering::Relaxed);
-    let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
     let rate = options.rate.unwrap_or(state.config.tokens_per_sec);
     let rate = (rate > 0.0 && rate.is_finite()).then_some(rate);
     let model = exchange.model.as_str();
@@ -345,13 +379,21 @@ async fn completion(state: Arc<State>, api: Api, request: Request<Incoming>) -> 
         Some((FaultKind::Truncate, _)) => {
             let mut text = json.to_string();
             text.truncate(text.len() / 2);
-            Ok(response(StatusCode::OK, "application/json", Bytes::from(text)))
+            Ok(response(
+                StatusCode::OK,
+                "application/json",
+                Bytes::from(text),
+            ))
         }
     }
 }
 
 fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
-    let mut response = Response::new(Full::new(body).map_err(|never| match never {}).boxed_unsync());
+    let mut response = Response::new(
+        Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
     *response.status_mut() = status;
     response
         .headers_mut()

@@ -276,7 +276,10 @@ impl<W: Wire> Streamer<W> {
         if !self.ended {
             self.ended = true;
             self.flush_units();
-            self.state.stats.streams_completed.fetch_add(1, Ordering::Relaxed);
+            self.state
+                .stats
+                .streams_completed
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -291,7 +294,10 @@ fn first_tool(answer: &Answer) -> Phase {
 impl<W> Drop for Streamer<W> {
     fn drop(&mut self) {
         if !self.ended {
-            self.state.stats.streams_cancelled.fetch_add(1, Ordering::Relaxed);
+            self.state
+                .stats
+                .streams_cancelled
+                .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(units = self.units, "testkit stream cancelled by the client");
         }
     }

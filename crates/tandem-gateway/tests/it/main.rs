@@ -1,6 +1,10 @@
 //! Integration tests of `tandem serve` against the scripted test upstream, over real loopback sockets.
 
+#[cfg(test)]
 mod apis;
+#[cfg(test)]
 mod errors;
+#[cfg(test)]
 mod streaming;
+#[cfg(test)]
 mod support;

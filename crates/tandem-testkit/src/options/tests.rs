@@ -2,11 +2,15 @@
 
 use std::time::Duration;
 
-use crate::options::{Fault, FaultKind, Options, ToolOption, Tokens, parse};
+use crate::options::{Fault, FaultKind, Options, Tokens, ToolOption, parse};
 
 #[track_caller]
 fn check(model: &str, expect: Result<Options, &str>) {
-    assert_eq!(parse(model), expect.map_err(str::to_owned), "model string `{model}`");
+    assert_eq!(
+        parse(model),
+        expect.map_err(str::to_owned),
+        "model string `{model}`"
+    );
 }
 
 #[test]
@@ -56,7 +60,9 @@ fn faults() {
     }
     check(
         "m?reset_after=1&stall_after=2",
-        Err("at most one of `reset_after`, `stall_after`, `malformed_after`, `truncate_after` may be given"),
+        Err(
+            "at most one of `reset_after`, `stall_after`, `malformed_after`, `truncate_after` may be given",
+        ),
     );
 }
 
@@ -88,7 +94,16 @@ fn tools_with_urlencoded_args() {
 #[test]
 fn rejects_typos_and_bad_values() {
     check("m?tokenz=3", Err("unknown model option `tokenz`"));
-    check("m?tokens=x", Err("model option `tokens` has an invalid value `x`"));
-    check("m?status=200", Err("model option `status` must be within 400..=599, got 200"));
-    check("m?rate=-1", Err("model option `rate` must be a finite number >= 0, got `-1`"));
+    check(
+        "m?tokens=x",
+        Err("model option `tokens` has an invalid value `x`"),
+    );
+    check(
+        "m?status=200",
+        Err("model option `status` must be within 400..=599, got 200"),
+    );
+    check(
+        "m?rate=-1",
+        Err("model option `rate` must be a finite number >= 0, got `-1`"),
+    );
 }

@@ -5,7 +5,11 @@ use std::sync::atomic::AtomicU64;
 use crate::options::parse;
 use crate::script::{Conversation, Finish, ToolCall, answer, first_line, tool_lines, words};
 
-fn full_text(model: &str, conversation: &Conversation, max_tokens: Option<u64>) -> (Option<String>, Finish) {
+fn full_text(
+    model: &str,
+    conversation: &Conversation,
+    max_tokens: Option<u64>,
+) -> (Option<String>, Finish) {
     let options = parse(model).unwrap();
     let answer = answer(&options, conversation, max_tokens, 4, &AtomicU64::new(1));
     (answer.text.as_ref().map(|text| text.full()), answer.finish)
@@ -22,14 +26,26 @@ fn default_answer_is_hello() {
 #[test]
 fn tokens_option_and_max_tokens() {
     let conversation = Conversation::default();
-    assert_eq!(full_text("m?tokens=3", &conversation, None).0.as_deref(), Some("tok0 tok1 tok2 "));
-    assert_eq!(full_text("m?tokens", &conversation, None).0.as_deref(), Some("tok0 tok1 tok2 tok3 "));
+    assert_eq!(
+        full_text("m?tokens=3", &conversation, None).0.as_deref(),
+        Some("tok0 tok1 tok2 ")
+    );
+    assert_eq!(
+        full_text("m?tokens", &conversation, None).0.as_deref(),
+        Some("tok0 tok1 tok2 tok3 ")
+    );
     assert_eq!(
         full_text("m?tokens=3", &conversation, Some(2)),
         (Some("tok0 tok1 ".to_owned()), Finish::Length)
     );
-    assert_eq!(full_text("m?tokens=3", &conversation, Some(3)).1, Finish::Stop);
-    assert_eq!(full_text("m?bytes=5", &conversation, None).0.as_deref(), Some("xxxxx"));
+    assert_eq!(
+        full_text("m?tokens=3", &conversation, Some(3)).1,
+        Finish::Stop
+    );
+    assert_eq!(
+        full_text("m?bytes=5", &conversation, None).0.as_deref(),
+        Some("xxxxx")
+    );
 }
 
 #[test]
@@ -38,10 +54,14 @@ fn tool_results_and_tool_lines() {
         tool_result: Some("  42 degrees\nsecond line".to_owned()),
         ..Conversation::default()
     };
-    assert_eq!(full_text("m", &conversation, None).0.as_deref(), Some("done: 42 degrees"));
+    assert_eq!(
+        full_text("m", &conversation, None).0.as_deref(),
+        Some("done: 42 degrees")
+    );
 
     let conversation = Conversation {
-        last_user_text: "please\ntestkit-tool: read {\"path\":\"a\"}\n testkit-tool: ls\n".to_owned(),
+        last_user_text: "please\ntestkit-tool: read {\"path\":\"a\"}\n testkit-tool: ls\n"
+            .to_owned(),
         ..Conversation::default()
     };
     let options = parse("m").unwrap();
@@ -86,5 +106,8 @@ fn arg_pieces_split_at_char_boundaries() {
     assert_eq!(call("").arg_pieces(), vec![""]);
     assert_eq!(call("{}").arg_pieces(), vec!["{", "}"]);
     assert_eq!(call(r#"{"é":"ü"}"#).arg_pieces().concat(), r#"{"é":"ü"}"#);
-    assert_eq!(call(r#"{"a":1}"#).arg_pieces(), vec![r#"{"a"#, r#"":"#, "1}"]);
+    assert_eq!(
+        call(r#"{"a":1}"#).arg_pieces(),
+        vec![r#"{"a"#, r#"":"#, "1}"]
+    );
 }

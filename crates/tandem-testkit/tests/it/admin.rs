@@ -10,7 +10,14 @@ async fn health_models_and_unknown_paths() {
     let client = reqwest::Client::new();
     let response = client.get(url(&server, "/healthz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    let models: Value = client.get(url(&server, "/v1/models")).send().await.unwrap().json().await.unwrap();
+    let models: Value = client
+        .get(url(&server, "/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(models["object"], "list");
     assert_eq!(models["data"][0]["id"], "testkit");
 
@@ -18,25 +25,47 @@ async fn health_models_and_unknown_paths() {
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["type"], "not_found_error");
-    let response = client.get(url(&server, "/v1/chat/completions")).send().await.unwrap();
+    let response = client
+        .get(url(&server, "/v1/chat/completions"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 405);
 }
 
 #[tokio::test]
 async fn stats_and_requests_endpoints() {
     let server = server().await;
-    post(&server, "/v1/chat/completions", &openai_body("m?tokens=2", true))
+    post(
+        &server,
+        "/v1/chat/completions",
+        &openai_body("m?tokens=2", true),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let stats: Value = client
+        .get(url(&server, "/testkit/stats"))
+        .send()
         .await
-        .text()
+        .unwrap()
+        .json()
         .await
         .unwrap();
-    let client = reqwest::Client::new();
-    let stats: Value = client.get(url(&server, "/testkit/stats")).send().await.unwrap().json().await.unwrap();
     assert_eq!(
         stats,
         json!({"requests": 1, "streams_started": 1, "streams_completed": 1, "streams_cancelled": 0, "tokens_sent": 2})
     );
-    let requests: Value = client.get(url(&server, "/testkit/requests")).send().await.unwrap().json().await.unwrap();
+    let requests: Value = client
+        .get(url(&server, "/testkit/requests"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let captured = &requests[0];
     assert_eq!(captured["method"], "POST");
     assert_eq!(captured["path"], "/v1/chat/completions");
@@ -51,7 +80,11 @@ async fn captured_requests_are_bounded() {
     for i in 0..260 {
         let mut body = openai_body("m", false);
         body["n"] = json!(i);
-        post(&server, "/v1/chat/completions", &body).await.bytes().await.unwrap();
+        post(&server, "/v1/chat/completions", &body)
+            .await
+            .bytes()
+            .await
+            .unwrap();
     }
     let requests = server.requests();
     assert_eq!(requests.len(), 256);
@@ -64,7 +97,10 @@ async fn shutdown_stops_serving() {
     let server = server().await;
     let addr = server.addr();
     server.shutdown().await;
-    let result = reqwest::Client::new().get(format!("http://{addr}/healthz")).send().await;
+    let result = reqwest::Client::new()
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await;
     assert!(result.is_err());
 }
 

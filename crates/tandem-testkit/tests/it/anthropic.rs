@@ -16,20 +16,30 @@ async fn non_stream_default_answer() {
     assert_eq!(body["type"], "message");
     assert_eq!(body["role"], "assistant");
     assert_eq!(body["model"], "claude-test");
-    assert_eq!(body["content"], json!([{"type": "text", "text": "hello from testkit"}]));
+    assert_eq!(
+        body["content"],
+        json!([{"type": "text", "text": "hello from testkit"}])
+    );
     assert_eq!(body["stop_reason"], "end_turn");
     assert_eq!(body["stop_sequence"], Value::Null);
     // "1234" + "hi there" = 12 characters -> 3 input tokens.
-    assert_eq!(body["usage"], json!({"input_tokens": 3, "output_tokens": 3}));
+    assert_eq!(
+        body["usage"],
+        json!({"input_tokens": 3, "output_tokens": 3})
+    );
 }
 
 #[tokio::test]
 async fn stream_tokens() {
     let server = server().await;
-    let (body, failed) = read_all(post(&server, "/v1/messages", &anthropic_body("c?tokens=3", true)).await).await;
+    let (body, failed) =
+        read_all(post(&server, "/v1/messages", &anthropic_body("c?tokens=3", true)).await).await;
     assert!(!failed);
     let events = events(&body);
-    let names: Vec<&str> = events.iter().map(|event| event.name.as_deref().unwrap()).collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|event| event.name.as_deref().unwrap())
+        .collect();
     assert_eq!(
         names,
         [
@@ -47,7 +57,10 @@ async fn stream_tokens() {
         assert_eq!(event.json()["type"], event.name.as_deref().unwrap());
     }
     let start = events[0].json();
-    assert_eq!(start["message"]["usage"], json!({"input_tokens": 2, "output_tokens": 1}));
+    assert_eq!(
+        start["message"]["usage"],
+        json!({"input_tokens": 2, "output_tokens": 1})
+    );
     assert_eq!(start["message"]["content"], json!([]));
     assert_eq!(
         events[1].json()["content_block"],
@@ -62,7 +75,14 @@ async fn stream_tokens() {
         json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 3}})
     );
     let stats = server.stats();
-    assert_eq!((stats.streams_started, stats.streams_completed, stats.tokens_sent), (1, 1, 3));
+    assert_eq!(
+        (
+            stats.streams_started,
+            stats.streams_completed,
+            stats.tokens_sent
+        ),
+        (1, 1, 3)
+    );
 }
 
 #[tokio::test]
@@ -70,7 +90,11 @@ async fn max_tokens_cuts_the_answer() {
     let server = server().await;
     let mut request = anthropic_body("c?tokens=9", false);
     request["max_tokens"] = json!(2);
-    let body: Value = post(&server, "/v1/messages", &request).await.json().await.unwrap();
+    let body: Value = post(&server, "/v1/messages", &request)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["content"][0]["text"], "tok0 tok1 ");
     assert_eq!(body["stop_reason"], "max_tokens");
     assert_eq!(body["usage"]["output_tokens"], 2);
@@ -81,14 +105,20 @@ async fn tool_use_stream_and_non_stream() {
     let server = server().await;
     let args = r#"{"query":"rust"}"#;
     let model = format!("c?tool=search&args={}", urlencode(args));
-    let (body, _) = read_all(post(&server, "/v1/messages", &anthropic_body(&model, true)).await).await;
+    let (body, _) =
+        read_all(post(&server, "/v1/messages", &anthropic_body(&model, true)).await).await;
     let events = events(&body);
     let start = events[1].json();
     assert_eq!(start["index"], 0);
     assert_eq!(start["content_block"]["type"], "tool_use");
     assert_eq!(start["content_block"]["name"], "search");
     assert_eq!(start["content_block"]["input"], json!({}));
-    assert!(start["content_block"]["id"].as_str().unwrap().starts_with("toolu_"));
+    assert!(
+        start["content_block"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("toolu_")
+    );
     let pieces: Vec<String> = events
         .iter()
         .filter(|event| event.name.as_deref() == Some("content_block_delta"))
@@ -123,11 +153,21 @@ async fn scripted_tools_and_tool_results() {
         {"type": "text", "text": "testkit-tool: a {\"x\":1}"},
         {"type": "text", "text": "testkit-tool: b"},
     ]}]);
-    let body: Value = post(&server, "/v1/messages", &request).await.json().await.unwrap();
+    let body: Value = post(&server, "/v1/messages", &request)
+        .await
+        .json()
+        .await
+        .unwrap();
     let content = body["content"].as_array().unwrap();
     assert_eq!(content.len(), 2);
-    assert_eq!((&content[0]["name"], &content[0]["input"]), (&json!("a"), &json!({"x": 1})));
-    assert_eq!((&content[1]["name"], &content[1]["input"]), (&json!("b"), &json!({})));
+    assert_eq!(
+        (&content[0]["name"], &content[0]["input"]),
+        (&json!("a"), &json!({"x": 1}))
+    );
+    assert_eq!(
+        (&content[1]["name"], &content[1]["input"]),
+        (&json!("b"), &json!({}))
+    );
 
     request["messages"] = json!([
         {"role": "user", "content": "go"},
@@ -159,7 +199,12 @@ async fn errors_use_the_anthropic_shape() {
         json!({"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"}})
     );
 
-    let response = post(&server, "/v1/messages", &anthropic_body("c?status=529", true)).await;
+    let response = post(
+        &server,
+        "/v1/messages",
+        &anthropic_body("c?status=529", true),
+    )
+    .await;
     assert_eq!(response.status(), 529);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["type"], "error");

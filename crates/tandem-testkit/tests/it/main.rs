@@ -5,4 +5,6 @@ mod anthropic;
 mod faults;
 mod openai;
 mod pacing;
+// `cfg(test)` lets clippy treat the helpers as test code, where unwrap and panic are allowed.
+#[cfg(test)]
 mod support;
