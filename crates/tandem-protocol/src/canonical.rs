@@ -122,8 +122,10 @@ impl Message {
 /// A tool the model may call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tool {
-    /// The tool name as the client knows it.
+    /// The tool name as upstreams see it: for a tool inside a client namespace, `{namespace}__{name}`.
     pub name: String,
+    /// The client's namespace (OpenAI Responses `namespace` tools), so answers can be mapped back exactly.
+    pub namespace: Option<String>,
     /// What the tool does.
     pub description: Option<String>,
     /// JSON schema of the arguments (function tools); `None` for custom tools.

@@ -311,6 +311,7 @@ fn decode_tool(i: usize, tool: InTool) -> Result<Tool> {
     };
     Ok(Tool {
         name: tool.name,
+        namespace: None,
         description: tool.description,
         parameters: Some(schema),
         strict: tool.strict,

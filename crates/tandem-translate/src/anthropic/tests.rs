@@ -142,6 +142,7 @@ fn encodes_a_request_from_another_client_format() {
     req.tools = vec![
         Tool {
             name: "apply_patch".into(),
+            namespace: None,
             description: Some("Edit files.".into()),
             parameters: None,
             strict: None,
@@ -153,6 +154,7 @@ fn encodes_a_request_from_another_client_format() {
         },
         Tool {
             name: "shell".into(),
+            namespace: None,
             description: None,
             parameters: Some(json!({"properties": {"cmd": {"type": "string"}}})),
             strict: Some(true),
@@ -195,6 +197,7 @@ fn thinking_budget_respects_max_tokens_and_forced_tools() {
     req.max_output_tokens = None;
     req.tools = vec![Tool {
         name: "t".into(),
+        namespace: None,
         description: None,
         parameters: None,
         strict: None,

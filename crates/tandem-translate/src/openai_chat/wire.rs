@@ -222,6 +222,7 @@ impl Request {
             .map(|tool| match tool {
                 RequestTool::Function { function } => Tool {
                     name: function.name,
+                    namespace: None,
                     description: function.description,
                     parameters: function.parameters,
                     strict: function.strict,
@@ -229,6 +230,7 @@ impl Request {
                 },
                 RequestTool::Custom { custom } => Tool {
                     name: custom.name,
+                    namespace: None,
                     description: custom.description,
                     parameters: None,
                     strict: None,

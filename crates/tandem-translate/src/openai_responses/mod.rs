@@ -38,13 +38,6 @@ fn flat_name(namespace: &str, name: &str) -> String {
     format!("{namespace}{NAMESPACE_SEPARATOR}{name}")
 }
 
-/// Split a flat name into namespace and inner name at the last separator.
-fn split_flat_name(name: &str) -> Option<(&str, &str)> {
-    let at = name.rfind(NAMESPACE_SEPARATOR)?;
-    let (namespace, inner) = (&name[..at], &name[at + NAMESPACE_SEPARATOR.len()..]);
-    (!namespace.is_empty() && !inner.is_empty()).then_some((namespace, inner))
-}
-
 /// Decode a client's `POST /v1/responses` body.
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest> {
     let wire: wire::Request = json::from_slice(body)?;
@@ -120,7 +113,8 @@ struct Shape {
     tool_choice: Value,
     parallel_tool_calls: bool,
     /// Declared tools by canonical name, and whether each is a custom (free-text) tool.
-    tools: Vec<(String, bool)>,
+    /// Declared tools: flat name, whether custom, client namespace.
+    tools: Vec<(String, bool, Option<String>)>,
 }
 
 /// How the answer ended.
@@ -205,7 +199,13 @@ impl Shape {
             tools: request
                 .tools
                 .iter()
-                .map(|t| (t.name.clone(), matches!(t.kind, ToolKind::Custom { .. })))
+                .map(|t| {
+                    (
+                        t.name.clone(),
+                        matches!(t.kind, ToolKind::Custom { .. }),
+                        t.namespace.clone(),
+                    )
+                })
                 .collect(),
         }
     }
@@ -215,15 +215,25 @@ impl Shape {
     }
 
     fn is_custom(&self, name: &str) -> bool {
-        self.tools.iter().any(|(n, custom)| n == name && *custom)
+        self.tools.iter().any(|(n, custom, _)| n == name && *custom)
     }
 
     /// The client's `(namespace, name)` for a canonical tool name.
-    fn client_name<'a>(&self, name: &'a str) -> (Option<&'a str>, &'a str) {
-        let declared = self.tools.iter().any(|(n, _)| n == name);
-        match split_flat_name(name) {
-            Some((namespace, inner)) if declared => (Some(namespace), inner),
-            _ => (None, name),
+    fn client_name<'a>(&'a self, name: &'a str) -> (Option<&'a str>, &'a str) {
+        let namespace = self
+            .tools
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .and_then(|(_, _, ns)| ns.as_deref());
+        match namespace {
+            Some(ns) => {
+                let inner = name
+                    .strip_prefix(ns)
+                    .and_then(|rest| rest.strip_prefix(NAMESPACE_SEPARATOR))
+                    .unwrap_or(name);
+                (Some(ns), inner)
+            }
+            None => (None, name),
         }
     }
 

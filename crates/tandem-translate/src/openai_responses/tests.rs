@@ -518,3 +518,30 @@ fn namespaces_keep_their_own_spelling() {
     assert_eq!(body["output"][0]["namespace"], json!("mcp__docs__"));
     assert_eq!(body["output"][0]["name"], json!("search"));
 }
+
+#[test]
+fn plain_tools_with_separator_in_their_name_are_not_split() {
+    let req =
+        decode(json!({"model": "m", "tools": [{"type": "function", "name": "mcp__fs__read"}]}));
+    assert_eq!(req.tools[0].namespace, None);
+    let resp = ChatResponse {
+        id: String::new(),
+        model: String::new(),
+        parts: vec![Part::ToolCall {
+            id: "c".into(),
+            name: "mcp__fs__read".into(),
+            arguments: "{}".into(),
+            kind: ToolKind::Function,
+        }],
+        finish: FinishReason::ToolCalls,
+        usage: Usage::default(),
+    };
+    let body = encode_response(&resp, &ctx(&req));
+    assert_eq!(body["output"][0]["name"], json!("mcp__fs__read"));
+    assert!(
+        body["output"][0]
+            .get("namespace")
+            .is_none_or(Value::is_null),
+        "{body}"
+    );
+}

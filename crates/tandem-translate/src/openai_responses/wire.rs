@@ -307,6 +307,7 @@ fn decode_tools(raw: Vec<Value>) -> Result<Vec<Tool>> {
                     let path = format!("{path}.tools[{inner}]");
                     if let Some(mut tool) = decode_tool(value, &path)? {
                         tool.name = flat_name(&namespace.name, &tool.name);
+                        tool.namespace = Some(namespace.name.clone());
                         tools.push(tool);
                     }
                 }
@@ -328,6 +329,7 @@ fn decode_tool(value: Value, path: &str) -> Result<Option<Tool>> {
             let tool: FunctionTool = parse(value, path)?;
             Ok(Some(Tool {
                 name: tool.name,
+                namespace: None,
                 description: tool.description,
                 parameters: tool.parameters.filter(|p| !p.is_null()),
                 strict: tool.strict,
@@ -338,6 +340,7 @@ fn decode_tool(value: Value, path: &str) -> Result<Option<Tool>> {
             let tool: CustomTool = parse(value, path)?;
             Ok(Some(Tool {
                 name: tool.name,
+                namespace: None,
                 description: tool.description,
                 parameters: None,
                 strict: None,
