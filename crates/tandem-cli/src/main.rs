@@ -35,6 +35,8 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         tokens_per_sec: f64,
     },
+    /// Benchmark the test upstream directly, through tandem and through LiteLLM; print and save the report.
+    Bench(tandem_bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,7 +71,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .await
                 .context("test upstream failed")
         }
+        Command::Bench(args) => bench(args).await,
     }
+}
+
+async fn bench(args: tandem_bench::Args) -> anyhow::Result<()> {
+    let report = tandem_bench::run(args).await?;
+    print_report(&report);
+    Ok(())
+}
+
+#[expect(clippy::print_stdout, reason = "the benchmark prints its table")]
+fn print_report(report: &tandem_bench::Report) {
+    println!("{}", report.markdown);
+    println!(
+        "Wrote {} and {}",
+        report.markdown_path.display(),
+        report.json_path.display()
+    );
 }
 
 async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> {

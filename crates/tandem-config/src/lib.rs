@@ -7,6 +7,8 @@
 //! The embedded default serves one OpenAI-compatible upstream at `$TANDEM_UPSTREAM_URL`, or
 //! `http://127.0.0.1:8080/v1` (the default port of llama.cpp's `llama-server` and of `tandem testkit`),
 //! with the key in `$TANDEM_UPSTREAM_API_KEY` if set, and keeps its state in `.tandem/`.
+//! It has a `live` and a `deep` tier on that upstream (upstream models `$TANDEM_LIVE_MODEL`, default `live`, and
+//! `$TANDEM_DEEP_MODEL`, default `deep`), so `tandem-live`, `tandem-deep` and `auto` work out of the box.
 
 mod error;
 
@@ -57,6 +59,49 @@ pub struct ModelAlias {
     pub model: String,
 }
 
+/// One target of a tier.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetConfig {
+    /// Provider name.
+    pub provider: String,
+    /// Upstream model.
+    pub model: String,
+    /// Share of first attempts among healthy targets (0 = fallback only).
+    pub weight: u32,
+    /// Extra attempts on this target after a retryable failure.
+    pub retries: u32,
+    /// Limit on the time to the first token.
+    pub first_token_timeout: Option<Duration>,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long the breaker stays open.
+    pub breaker_cooldown: Duration,
+}
+
+/// A tier: aliases clients use, targets in fallback order, and an optional tier to fall back to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TierConfig {
+    /// Tier name.
+    pub name: String,
+    /// Model names that select it (default `tandem-<name>`).
+    pub aliases: Vec<String>,
+    /// Targets in fallback order.
+    pub targets: Vec<TargetConfig>,
+    /// Tier tried when all targets fail.
+    pub fallback_tier: Option<String>,
+}
+
+/// Router settings.
+#[derive(Clone, Debug)]
+pub struct RouterSettings {
+    /// The router itself.
+    pub router: tandem_router::RouterConfig,
+    /// Session memory lifetime.
+    pub session_ttl: Duration,
+    /// Most sessions remembered.
+    pub max_sessions: usize,
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -68,6 +113,10 @@ pub struct Config {
     pub providers: Vec<HttpProviderConfig>,
     /// Model aliases.
     pub models: Vec<ModelAlias>,
+    /// Tiers, in file order.
+    pub tiers: Vec<TierConfig>,
+    /// The `auto` router, when tiers are configured.
+    pub router: Option<RouterSettings>,
     /// Things worth telling the operator that do not stop the server (e.g. an unset key variable).
     pub warnings: Vec<String>,
 }
@@ -81,6 +130,45 @@ struct ConfigToml {
     providers: Vec<ProviderToml>,
     #[serde(default)]
     models: Vec<ModelToml>,
+    /// Tiers by name, in file order.
+    #[serde(default)]
+    tiers: toml::Table,
+    #[serde(default)]
+    router: Option<RouterToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TierToml {
+    aliases: Option<Vec<String>>,
+    fallback_tier: Option<String>,
+    #[serde(default)]
+    targets: Vec<TargetToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetToml {
+    provider: String,
+    model: String,
+    weight: Option<u32>,
+    retries: Option<u32>,
+    first_token_timeout_ms: Option<u64>,
+    breaker_failures: Option<u32>,
+    breaker_cooldown_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouterToml {
+    live_tier: Option<String>,
+    deep_tier: Option<String>,
+    deep_threshold: Option<f64>,
+    rules: Option<Vec<tandem_router::RuleConfig>>,
+    /// Path of a learned scorer's weights (JSON written by `tandem route eval --train`).
+    scorer: Option<PathBuf>,
+    session_ttl_s: Option<u64>,
+    max_sessions: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -143,8 +231,12 @@ pub fn load(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Re
 /// The configuration used when no file is found.
 pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
     let base_url = env("TANDEM_UPSTREAM_URL").unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
+    let live = env("TANDEM_LIVE_MODEL").unwrap_or_else(|| "live".to_owned());
+    let deep = env("TANDEM_DEEP_MODEL").unwrap_or_else(|| "deep".to_owned());
     let text = format!(
-        "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = {base_url:?}\napi_key_env = \"TANDEM_UPSTREAM_API_KEY\"\n"
+        "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = {base_url:?}\napi_key_env = \"TANDEM_UPSTREAM_API_KEY\"\n\
+         [tiers.live]\nfallback_tier = \"deep\"\n[[tiers.live.targets]]\nprovider = \"local\"\nmodel = {live:?}\n\
+         [tiers.deep]\n[[tiers.deep.targets]]\nprovider = \"local\"\nmodel = {deep:?}\n"
     );
     let mut config = parse(&text, Source::Embedded, env)?;
     // An unset key is normal for a local upstream.
@@ -249,13 +341,137 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
             model: m.model,
         });
     }
+    let tiers = parse_tiers(raw.tiers, &names, &invalid)?;
+    let router = parse_router(raw.router, &tiers, &invalid)?;
     Ok(Config {
         source,
         server,
         providers,
         models,
+        tiers,
+        router,
         warnings,
     })
+}
+
+fn parse_tiers(
+    raw: toml::Table,
+    providers: &HashSet<String>,
+    invalid: &dyn Fn(String) -> Error,
+) -> Result<Vec<TierConfig>> {
+    let mut tiers = Vec::with_capacity(raw.len());
+    for (name, value) in raw {
+        let tier: TierToml = value
+            .try_into()
+            .map_err(|err| invalid(format!("tiers.{name}: {err}")))?;
+        if tier.targets.is_empty() {
+            return Err(invalid(format!(
+                "tiers.{name} needs at least one [[tiers.{name}.targets]]"
+            )));
+        }
+        let mut targets = Vec::with_capacity(tier.targets.len());
+        for (i, t) in tier.targets.into_iter().enumerate() {
+            if !providers.contains(&t.provider) {
+                return Err(invalid(format!(
+                    "tiers.{name}.targets[{i}] names provider `{}`, which is not defined",
+                    t.provider
+                )));
+            }
+            targets.push(TargetConfig {
+                provider: t.provider,
+                model: t.model,
+                weight: t.weight.unwrap_or(1),
+                retries: t.retries.unwrap_or(0),
+                first_token_timeout: t.first_token_timeout_ms.map(Duration::from_millis),
+                breaker_failures: t.breaker_failures.unwrap_or(5).max(1),
+                breaker_cooldown: Duration::from_millis(t.breaker_cooldown_ms.unwrap_or(30_000)),
+            });
+        }
+        tiers.push(TierConfig {
+            aliases: tier
+                .aliases
+                .unwrap_or_else(|| vec![format!("tandem-{name}")]),
+            name,
+            targets,
+            fallback_tier: tier.fallback_tier,
+        });
+    }
+    let mut aliases = HashSet::new();
+    for tier in &tiers {
+        if let Some(fallback) = &tier.fallback_tier
+            && !tiers.iter().any(|t| &t.name == fallback)
+        {
+            return Err(invalid(format!(
+                "tiers.{}.fallback_tier `{fallback}` is not a tier",
+                tier.name
+            )));
+        }
+        for alias in &tier.aliases {
+            if !aliases.insert(alias.clone()) {
+                return Err(invalid(format!("tier alias `{alias}` is used twice")));
+            }
+        }
+    }
+    Ok(tiers)
+}
+
+fn parse_router(
+    raw: Option<RouterToml>,
+    tiers: &[TierConfig],
+    invalid: &dyn Fn(String) -> Error,
+) -> Result<Option<RouterSettings>> {
+    let has = |name: &str| tiers.iter().any(|t| t.name == name);
+    let raw = match raw {
+        Some(raw) => raw,
+        // Without a [router] table, `auto` works when the two default tiers exist.
+        None if has("live") && has("deep") => RouterToml {
+            live_tier: None,
+            deep_tier: None,
+            deep_threshold: None,
+            rules: None,
+            scorer: None,
+            session_ttl_s: None,
+            max_sessions: None,
+        },
+        None => return Ok(None),
+    };
+    let live_tier = raw.live_tier.unwrap_or_else(|| "live".to_owned());
+    let deep_tier = raw.deep_tier.unwrap_or_else(|| "deep".to_owned());
+    for name in [&live_tier, &deep_tier] {
+        if !has(name) {
+            return Err(invalid(format!(
+                "router: tier `{name}` is not defined under [tiers]"
+            )));
+        }
+    }
+    let scorer = match raw.scorer {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let scorer = tandem_router::LogisticScorer::from_json(&text)
+                .map_err(|err| invalid(format!("router.scorer {}: {err}", path.display())))?;
+            Some(tandem_router::ScorerConfig::Logistic(Box::new(scorer)))
+        }
+    };
+    let router = tandem_router::RouterConfig {
+        rules: raw
+            .rules
+            .unwrap_or_else(|| tandem_router::default_rules_for(&live_tier, &deep_tier)),
+        live_tier,
+        deep_tier,
+        tiers: tiers.iter().map(|t| t.name.clone()).collect(),
+        scorer,
+        deep_threshold: raw.deep_threshold.unwrap_or(0.5),
+    };
+    tandem_router::Router::new(router.clone()).map_err(|err| invalid(format!("router: {err}")))?;
+    Ok(Some(RouterSettings {
+        router,
+        session_ttl: Duration::from_secs(raw.session_ttl_s.unwrap_or(3600)),
+        max_sessions: raw.max_sessions.unwrap_or(100_000),
+    }))
 }
 
 fn source_name(source: &Source) -> String {

@@ -14,6 +14,21 @@ pub enum Error {
     /// A model alias names a provider that does not exist.
     #[error("provider `{0}` is not configured")]
     UnknownProvider(String),
+    /// A tier name that is not configured.
+    #[error("tier `{0}` is not configured")]
+    UnknownTier(String),
+    /// `model: "auto"` or `x-tandem-pace: auto` without a router configured.
+    #[error("`auto` routing needs [tiers] and a [router] in the configuration")]
+    NoRouter,
+    /// A tier has no targets.
+    #[error("tier `{0}` has no targets")]
+    NoTargets(String),
+    /// Every target's circuit breaker is open.
+    #[error("every target is unavailable (circuit open); retry shortly")]
+    AllTargetsOpen,
+    /// The router configuration is invalid.
+    #[error("router: {0}")]
+    Router(#[source] tandem_router::Error),
     /// The pipeline was built without providers.
     #[error("no providers are configured")]
     NoProviders,
@@ -30,8 +45,12 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::EmptyModel => ErrorKind::BadRequest,
-            Error::UnknownProvider(_) => ErrorKind::NotFound,
-            Error::NoProviders | Error::Store(_) => ErrorKind::Internal,
+            Error::UnknownProvider(_) | Error::UnknownTier(_) => ErrorKind::NotFound,
+            Error::NoRouter => ErrorKind::BadRequest,
+            Error::AllTargetsOpen => ErrorKind::Unavailable,
+            Error::NoProviders | Error::NoTargets(_) | Error::Router(_) | Error::Store(_) => {
+                ErrorKind::Internal
+            }
             Error::Provider(err) => err.kind(),
         }
     }

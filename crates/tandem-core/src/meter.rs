@@ -23,6 +23,8 @@ pub struct MeteredStream {
     started: Instant,
     store: Arc<Store>,
     deltas: u64,
+    /// Run once if the client cuts the stream off (counts an interrupt on the session).
+    on_cancel: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl MeteredStream {
@@ -31,6 +33,7 @@ impl MeteredStream {
         record: RequestRecord,
         started: Instant,
         store: Arc<Store>,
+        on_cancel: Option<Box<dyn FnOnce() + Send>>,
     ) -> Self {
         MeteredStream {
             inner,
@@ -38,6 +41,7 @@ impl MeteredStream {
             started,
             store,
             deltas: 0,
+            on_cancel,
         }
     }
 
@@ -79,6 +83,11 @@ impl MeteredStream {
             record.usage.output_tokens = self.deltas;
         }
         self.store.record(record);
+        if outcome == Outcome::Cancelled
+            && let Some(on_cancel) = self.on_cancel.take()
+        {
+            on_cancel();
+        }
     }
 }
 

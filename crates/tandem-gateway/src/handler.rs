@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
-use tandem_core::{Exchange, MeteredStream};
+use tandem_core::{Exchange, Hints, MeteredStream, Pace, RouteInfo};
 use tandem_protocol::ErrorKind;
 use tandem_translate::{EncodeContext, StreamEncoder, openai_chat};
 
@@ -66,6 +66,10 @@ async fn exchange<F: ClientFormat>(state: AppState, headers: HeaderMap, body: Bo
     if req.session.is_none() {
         req.session = session_header(&headers);
     }
+    let hints = match hints(&headers) {
+        Ok(hints) => hints,
+        Err(message) => return reject(ErrorKind::BadRequest, message),
+    };
     let created = exchange.created();
     if req.stream {
         let encoder = F::encoder(&EncodeContext {
@@ -73,13 +77,17 @@ async fn exchange<F: ClientFormat>(state: AppState, headers: HeaderMap, body: Bo
             id: &id,
             created,
         });
-        match state.core.stream(&exchange, &req).await {
-            Ok(events) => sse_response(events, encoder, &id),
+        match state.core.stream(&exchange, &req, &hints).await {
+            Ok((events, route)) => {
+                let mut response = sse_response(events, encoder, &id);
+                set_route_headers(&mut response, &route);
+                response
+            }
             Err(err) => ApiError::new::<F>(err.kind(), err.to_string(), &id).into_response(),
         }
     } else {
-        match state.core.complete(&exchange, &req).await {
-            Ok(resp) => {
+        match state.core.complete(&exchange, &req, &hints).await {
+            Ok((resp, route)) => {
                 let ctx = EncodeContext {
                     request: &req,
                     id: &id,
@@ -87,6 +95,7 @@ async fn exchange<F: ClientFormat>(state: AppState, headers: HeaderMap, body: Bo
                 };
                 let mut response = axum::Json(F::encode_response(&resp, &ctx)).into_response();
                 set_request_id(&mut response, &id);
+                set_route_headers(&mut response, &route);
                 response
             }
             Err(err) => ApiError::new::<F>(err.kind(), err.to_string(), &id).into_response(),
@@ -134,6 +143,55 @@ fn session_header(headers: &HeaderMap) -> Option<String> {
         .find_map(|name| headers.get(*name))
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
+}
+
+/// Routing hints from headers: `x-tandem-pace: live|deep|auto|<tier>` and `x-tandem-signal: check-failed`.
+fn hints(headers: &HeaderMap) -> Result<Hints, String> {
+    let text = |name: &str| -> Result<Option<String>, String> {
+        match headers.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .to_str()
+                .map(|s| Some(s.trim().to_ascii_lowercase()))
+                .map_err(|_| format!("header `{name}` is not ASCII")),
+        }
+    };
+    let pace = match text("x-tandem-pace")?.as_deref() {
+        None | Some("") => None,
+        Some("auto") => Some(Pace::Auto),
+        Some(tier) => Some(Pace::Tier(tier.to_owned())),
+    };
+    let failure_signal = match text("x-tandem-signal")?.as_deref() {
+        None | Some("") => false,
+        Some("check-failed" | "tool-error" | "failed") => true,
+        Some(other) => {
+            return Err(format!(
+                "header `x-tandem-signal` has unknown value `{other}`; use `check-failed`"
+            ));
+        }
+    };
+    Ok(Hints {
+        pace,
+        failure_signal,
+    })
+}
+
+/// `x-tandem-tier`, `x-tandem-target` and `x-tandem-route-reason`.
+fn set_route_headers(response: &mut Response, route: &RouteInfo) {
+    let headers = response.headers_mut();
+    let pairs = [
+        ("x-tandem-tier", route.tier.as_deref().unwrap_or("")),
+        ("x-tandem-target", route.target.as_str()),
+        ("x-tandem-route-reason", route.reason.as_str()),
+    ];
+    for (name, value) in pairs {
+        if value.is_empty() {
+            continue;
+        }
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
 }
 
 fn set_request_id(response: &mut Response, id: &str) {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use tandem_config::Config;
-use tandem_core::{Alias, Core};
+use tandem_core::{Alias, BreakerConfig, Core, CoreConfig, TargetConfig, TierConfig};
 use tandem_providers::{HttpProvider, Provider};
 use tandem_store::Store;
 use tokio::net::TcpListener;
@@ -38,16 +38,7 @@ impl AppState {
         for provider in &config.providers {
             providers.push(Arc::new(HttpProvider::new(provider.clone())?));
         }
-        let aliases: Vec<Alias> = config
-            .models
-            .iter()
-            .map(|m| Alias {
-                name: m.name.clone(),
-                provider: m.provider.clone(),
-                model: m.model.clone(),
-            })
-            .collect();
-        let core = Core::new(providers, &aliases, store)?;
+        let core = Core::new(providers, core_config(config), store)?;
         Ok(AppState {
             core: Arc::new(core),
             max_body_bytes: config.server.max_body_bytes,
@@ -57,6 +48,54 @@ impl AppState {
     /// The pipeline (for flushing records at shutdown and in tests).
     pub fn core(&self) -> &Core {
         &self.core
+    }
+}
+
+/// The pipeline's part of the configuration.
+fn core_config(config: &Config) -> CoreConfig {
+    let tiers = config
+        .tiers
+        .iter()
+        .map(|tier| TierConfig {
+            name: tier.name.clone(),
+            aliases: tier.aliases.clone(),
+            fallback_tier: tier.fallback_tier.clone(),
+            targets: tier
+                .targets
+                .iter()
+                .map(|t| TargetConfig {
+                    provider: t.provider.clone(),
+                    model: t.model.clone(),
+                    weight: t.weight,
+                    retries: t.retries,
+                    first_token_timeout: t.first_token_timeout,
+                    breaker: BreakerConfig {
+                        failures: t.breaker_failures,
+                        cooldown: t.breaker_cooldown,
+                    },
+                })
+                .collect(),
+        })
+        .collect();
+    let aliases = config
+        .models
+        .iter()
+        .map(|m| Alias {
+            name: m.name.clone(),
+            provider: m.provider.clone(),
+            model: m.model.clone(),
+        })
+        .collect();
+    let (router, session_ttl, max_sessions) = match &config.router {
+        Some(r) => (Some(r.router.clone()), r.session_ttl, r.max_sessions),
+        None => (None, std::time::Duration::from_secs(3600), 100_000),
+    };
+    CoreConfig {
+        tiers,
+        aliases,
+        router,
+        session_ttl,
+        max_sessions,
     }
 }
 

@@ -72,4 +72,8 @@ pub struct RequestRecord {
     pub latency_ms: u64,
     /// Time from arrival to the first streamed token.
     pub ttft_ms: Option<u64>,
+    /// The tier the request went to, if any.
+    pub tier: Option<String>,
+    /// The routing record as JSON: tier, target, reason, rule, score, every attempt.
+    pub route: Option<String>,
 }

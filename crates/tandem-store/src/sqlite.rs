@@ -28,7 +28,9 @@ CREATE TABLE IF NOT EXISTS requests (
     reasoning_tokens INTEGER NOT NULL,
     usage_exact INTEGER NOT NULL,
     latency_ms INTEGER NOT NULL,
-    ttft_ms INTEGER
+    ttft_ms INTEGER,
+    tier TEXT,
+    route TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_started ON requests(started_at_ms);
 ";
@@ -113,7 +115,7 @@ impl Store {
         let mut stmt = conn.prepare(
             "SELECT id, started_at_ms, api, client_model, provider, upstream_model, stream, status, outcome,
                     error, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, usage_exact,
-                    latency_ms, ttft_ms
+                    latency_ms, ttft_ms, tier, route
              FROM requests ORDER BY seq DESC LIMIT ?1",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -138,6 +140,8 @@ impl Store {
                 usage_exact: row.get(14)?,
                 latency_ms: row.get(15)?,
                 ttft_ms: row.get(16)?,
+                tier: row.get(17)?,
+                route: row.get(18)?,
             })
         })?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -189,8 +193,8 @@ fn insert(conn: &mut Connection, batch: &[Box<RequestRecord>]) -> rusqlite::Resu
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO requests (id, started_at_ms, api, client_model, provider, upstream_model,
                 stream, status, outcome, error, input_tokens, output_tokens, cached_input_tokens,
-                reasoning_tokens, usage_exact, latency_ms, ttft_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                reasoning_tokens, usage_exact, latency_ms, ttft_ms, tier, route)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         )?;
         for r in batch {
             stmt.execute(params![
@@ -211,6 +215,8 @@ fn insert(conn: &mut Connection, batch: &[Box<RequestRecord>]) -> rusqlite::Resu
                 r.usage_exact,
                 r.latency_ms,
                 r.ttft_ms,
+                r.tier,
+                r.route,
             ])?;
         }
     }
@@ -244,6 +250,8 @@ mod tests {
             usage_exact: true,
             latency_ms: 5,
             ttft_ms: Some(2),
+            tier: Some("live".into()),
+            route: Some("{}".into()),
         }
     }
 

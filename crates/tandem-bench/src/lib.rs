@@ -1,0 +1,542 @@
+//! `tandem bench`: a side-by-side benchmark of the scripted test upstream reached directly, through
+//! `tandem serve`, and through the LiteLLM proxy, all on loopback in one run.
+//!
+//! The load generator is this process; the testkit upstream, tandem and LiteLLM are child processes (the
+//! first two are `current_exe() testkit|serve`), each in its own process group and killed when the run ends
+//! or fails. Every request is `POST /v1/chat/completions` with the same body apart from the model name.
+//! See `bench/README.md` for the method and [`run`] for the order of the scenarios.
+
+mod client;
+mod machine;
+mod procs;
+mod report;
+mod scenario;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::client::Endpoint;
+use crate::machine::Machine;
+use crate::procs::Child;
+use crate::report::{GatewayMemory, Results};
+use crate::scenario::{ConcurrentPlan, Kind, SequentialPlan, Target};
+
+/// Master key of the benchmark's LiteLLM proxy (loopback only).
+const LITELLM_KEY: &str = "sk-tandem-bench";
+
+/// Options of `tandem bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Short smoke run with small counts (200 requests, 50 streams, 100 concurrent streams, 20k-token stream).
+    #[arg(long)]
+    pub quick: bool,
+    /// Sequential non-streamed requests per target, after warm-up [default: 2000, quick: 200].
+    #[arg(long)]
+    pub requests: Option<u32>,
+    /// Sequential streams per target for time to first token [default: 500, quick: 50].
+    #[arg(long)]
+    pub streams: Option<u32>,
+    /// Warm-up requests per target before each sequential scenario [default: 100, quick: 20].
+    #[arg(long)]
+    pub warmup: Option<u32>,
+    /// Tokens of the single-stream throughput test for direct and tandem [default: 200000, quick: 20000].
+    #[arg(long)]
+    pub stream_tokens: Option<u32>,
+    /// Tokens of the single-stream throughput test for LiteLLM, which is far slower [default: 20000, quick: 2000].
+    #[arg(long)]
+    pub litellm_stream_tokens: Option<u32>,
+    /// Concurrent streams in the aggregate-throughput test [default: 1000, quick: 100].
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// Tokens per concurrent stream.
+    #[arg(long, default_value_t = 200)]
+    pub concurrent_tokens: u32,
+    /// Pace of each concurrent stream in tokens per second (0 = full speed).
+    #[arg(long, default_value_t = 0.0)]
+    pub concurrent_rate: f64,
+    /// Time limit of one scenario for one target, in seconds; a target over it is reported as timed out.
+    #[arg(long, default_value_t = 120)]
+    pub scenario_timeout: u64,
+    /// The `litellm` executable [default: $TANDEM_BENCH_CACHE or ~/.cache/tandem-bench, then /litellm-venv/bin/litellm].
+    #[arg(long)]
+    pub litellm_bin: Option<PathBuf>,
+    /// LiteLLM worker processes (`--num_workers`).
+    #[arg(long, default_value_t = 1)]
+    pub litellm_workers: u32,
+    /// Measure direct and tandem only.
+    #[arg(long)]
+    pub no_litellm: bool,
+    /// Directory of the Markdown and JSON reports.
+    #[arg(long, default_value = "bench/results")]
+    pub out: PathBuf,
+}
+
+/// The settings of a run after `--quick` defaults are applied.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Settings {
+    pub(crate) quick: bool,
+    pub(crate) requests: u32,
+    pub(crate) streams: u32,
+    pub(crate) warmup: u32,
+    pub(crate) answer_tokens: u32,
+    pub(crate) stream_tokens: u32,
+    pub(crate) litellm_stream_tokens: u32,
+    pub(crate) concurrency: u32,
+    pub(crate) concurrent_tokens: u32,
+    pub(crate) concurrent_rate: f64,
+    pub(crate) scenario_timeout_s: u64,
+    pub(crate) litellm_workers: u32,
+}
+
+impl Settings {
+    fn from_args(args: &Args) -> Settings {
+        let pick = |value: Option<u32>, full: u32, quick: u32| {
+            value.unwrap_or(if args.quick { quick } else { full })
+        };
+        Settings {
+            quick: args.quick,
+            requests: pick(args.requests, 2000, 200),
+            streams: pick(args.streams, 500, 50),
+            warmup: pick(args.warmup, 100, 20),
+            answer_tokens: 16,
+            stream_tokens: pick(args.stream_tokens, 200_000, 20_000),
+            litellm_stream_tokens: pick(args.litellm_stream_tokens, 20_000, 2_000),
+            concurrency: pick(args.concurrency, 1000, 100),
+            concurrent_tokens: args.concurrent_tokens,
+            concurrent_rate: args.concurrent_rate,
+            scenario_timeout_s: args.scenario_timeout,
+            litellm_workers: args.litellm_workers.max(1),
+        }
+    }
+
+    /// Every upstream model string a run uses, for LiteLLM's model list.
+    fn upstream_models(&self) -> Vec<String> {
+        let mut models = vec![
+            scenario::upstream_model(self.answer_tokens, 0.0),
+            scenario::upstream_model(self.stream_tokens, 0.0),
+            scenario::upstream_model(self.litellm_stream_tokens, 0.0),
+            scenario::upstream_model(self.concurrent_tokens, self.concurrent_rate),
+        ];
+        models.sort();
+        models.dedup();
+        models
+    }
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct Report {
+    /// The Markdown report (also written to `markdown_path`).
+    pub markdown: String,
+    pub markdown_path: PathBuf,
+    pub json_path: PathBuf,
+}
+
+/// Runs the whole benchmark, stopping (and killing the children) on Ctrl-C.
+pub async fn run(args: Args) -> anyhow::Result<Report> {
+    tokio::select! {
+        result = run_inner(args) => result,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+    }
+}
+
+async fn run_inner(args: Args) -> anyhow::Result<Report> {
+    let settings = Settings::from_args(&args);
+    let mut machine = Machine::gather();
+    if machine.build == "debug" {
+        tracing::warn!(
+            "this is a debug build: numbers are not meaningful; use `cargo build --release -p tandem-cli`"
+        );
+    }
+    raise_fd_limit(settings.concurrency);
+    let exe = std::env::current_exe().context("finding the tandem executable")?;
+    let temp = tempfile::Builder::new()
+        .prefix("tandem-bench-")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let dir = temp.path();
+
+    // The upstream.
+    let upstream_addr = procs::free_addr()?;
+    let mut command = Command::new(&exe);
+    command
+        .args(["testkit", "--listen", &upstream_addr.to_string()])
+        .env("RUST_LOG", "warn");
+    let mut upstream = Child::spawn("testkit", command, dir.join("testkit.log"))?;
+    upstream
+        .wait_ready(upstream_addr, "/healthz", Duration::from_secs(20))
+        .await?;
+    tracing::info!(%upstream_addr, "testkit upstream ready");
+
+    // Tandem.
+    let tandem_addr = procs::free_addr()?;
+    let config_path = dir.join("tandem.toml");
+    let config = format!(
+        "[server]\nlisten = \"{tandem_addr}\"\nstate_dir = {state:?}\n\n[[providers]]\nname = \"testkit\"\nkind = \"openai\"\nbase_url = \"http://{upstream_addr}/v1\"\n",
+        state = dir.join("tandem-state").display().to_string(),
+    );
+    std::fs::write(&config_path, config).context("writing the tandem config")?;
+    let mut command = Command::new(&exe);
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .env("RUST_LOG", "warn")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    let mut tandem = Child::spawn("tandem", command, dir.join("tandem.log"))?;
+    let tandem_startup = tandem
+        .wait_ready(tandem_addr, "/healthz", Duration::from_secs(20))
+        .await?;
+    tracing::info!(%tandem_addr, ?tandem_startup, "tandem ready");
+
+    // LiteLLM, when installed.
+    let mut litellm_note = None;
+    let mut litellm_version = None;
+    let mut litellm = None;
+    let mut litellm_startup = None;
+    let mut litellm_addr = None;
+    if args.no_litellm {
+        litellm_note = Some("skipped (--no-litellm)".to_owned());
+    } else {
+        let bin = args
+            .litellm_bin
+            .clone()
+            .unwrap_or_else(procs::default_litellm_bin);
+        if bin.exists() {
+            litellm_version = procs::litellm_version(&bin);
+            let addr = procs::free_addr()?;
+            match start_litellm(&bin, addr, upstream_addr, &settings, dir).await {
+                Ok((child, startup)) => {
+                    tracing::info!(%addr, ?startup, "LiteLLM ready");
+                    litellm = Some(child);
+                    litellm_startup = Some(startup);
+                    litellm_addr = Some(addr);
+                }
+                Err(err) => {
+                    tracing::error!(
+                        "LiteLLM did not start; measuring direct and tandem only: {err:#}"
+                    );
+                    litellm_note = Some(format!(
+                        "failed to start: {}",
+                        first_line(&format!("{err:#}"))
+                    ));
+                }
+            }
+        } else {
+            let venv = procs::cache_dir().join("litellm-venv");
+            let message = format!(
+                "LiteLLM not found at {}; measuring direct and tandem only. Install it with:\n  python3 -m venv {venv}\n  {venv}/bin/pip install 'litellm[proxy]'\nor pass --litellm-bin PATH.",
+                bin.display(),
+                venv = venv.display()
+            );
+            tracing::warn!("{message}");
+            litellm_note = Some(format!("not installed at {}", bin.display()));
+        }
+    }
+
+    // Idle memory, before any load.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let tandem_idle = procs::memory(tandem.pid()).unwrap_or_default();
+    let litellm_idle = litellm.as_ref().map(|c| procs::group_rss(c.pid()));
+    let litellm_processes = litellm.as_ref().map(|c| procs::group_size(c.pid()));
+
+    let mut targets = vec![
+        Target {
+            kind: Kind::Direct,
+            endpoint: Endpoint::new(upstream_addr, Some(LITELLM_KEY)),
+        },
+        Target {
+            kind: Kind::Tandem,
+            endpoint: Endpoint::new(tandem_addr, Some(LITELLM_KEY)),
+        },
+    ];
+    if let Some(addr) = litellm_addr {
+        targets.push(Target {
+            kind: Kind::Litellm,
+            endpoint: Endpoint::new(addr, Some(LITELLM_KEY)),
+        });
+    }
+
+    // Peak memory, sampled every 50 ms for the whole run.
+    let tandem_peak = Arc::new(AtomicU64::new(tandem_idle.rss));
+    let litellm_peak = Arc::new(AtomicU64::new(litellm_idle.unwrap_or(0)));
+    let sampler = {
+        let tandem_pid = tandem.pid();
+        let litellm_pid = litellm.as_ref().map(Child::pid);
+        let tandem_peak = Arc::clone(&tandem_peak);
+        let litellm_peak = Arc::clone(&litellm_peak);
+        tokio::spawn(async move {
+            loop {
+                if let Some(memory) = procs::memory(tandem_pid) {
+                    tandem_peak.fetch_max(memory.rss, Ordering::Relaxed);
+                }
+                if let Some(pid) = litellm_pid {
+                    let pid_rss = tokio::task::spawn_blocking(move || procs::group_rss(pid))
+                        .await
+                        .unwrap_or(0);
+                    litellm_peak.fetch_max(pid_rss, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+
+    let budget = Duration::from_secs(settings.scenario_timeout_s);
+    let mut results = Results::new(settings.clone(), &targets);
+
+    tracing::info!(
+        requests = settings.requests,
+        "scenario 1/4: sequential non-streamed requests"
+    );
+    let latency = scenario::sequential(
+        &targets,
+        &SequentialPlan {
+            count: settings.requests,
+            warmup: settings.warmup,
+            tokens: settings.answer_tokens,
+            stream: false,
+            budget,
+            request_timeout: Duration::from_secs(30),
+        },
+    )
+    .await;
+    for (target, result) in targets.iter().zip(latency) {
+        results.latency.set(target.kind, result);
+    }
+
+    tracing::info!(
+        streams = settings.streams,
+        "scenario 2/4: sequential streams, time to first token"
+    );
+    let ttft = scenario::sequential(
+        &targets,
+        &SequentialPlan {
+            count: settings.streams,
+            warmup: settings.warmup,
+            tokens: settings.answer_tokens,
+            stream: true,
+            budget,
+            request_timeout: Duration::from_secs(30),
+        },
+    )
+    .await;
+    for (target, result) in targets.iter().zip(ttft) {
+        results.ttft.set(target.kind, result);
+    }
+
+    tracing::info!("scenario 3/4: one long stream");
+    for target in &targets {
+        let tokens = match target.kind {
+            Kind::Litellm => settings.litellm_stream_tokens,
+            Kind::Direct | Kind::Tandem => settings.stream_tokens,
+        };
+        let result = scenario::single(target, tokens, budget).await;
+        tracing::info!(
+            target = target.kind.label(),
+            tokens_per_sec = result.tokens_per_sec as u64,
+            "single stream"
+        );
+        results.single.set(target.kind, result);
+    }
+
+    tracing::info!(
+        streams = settings.concurrency,
+        "scenario 4/4: concurrent streams"
+    );
+    for target in &targets {
+        let result = scenario::concurrent(
+            target,
+            &ConcurrentPlan {
+                streams: settings.concurrency,
+                tokens: settings.concurrent_tokens,
+                rate: settings.concurrent_rate,
+                budget,
+            },
+        )
+        .await;
+        tracing::info!(
+            target = target.kind.label(),
+            tokens_per_sec = result.tokens_per_sec as u64,
+            errors = result.errors,
+            "concurrent streams"
+        );
+        results.concurrent.set(target.kind, result);
+        // Let the closed connections drain before the next target.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    // Memory after the load has ended.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sampler.abort();
+    let tandem_after = procs::memory(tandem.pid()).unwrap_or_default();
+    results.memory.tandem = Some(GatewayMemory {
+        startup_s: tandem_startup.as_secs_f64(),
+        processes: 1,
+        idle_mb: mb(tandem_idle.rss),
+        peak_mb: mb(tandem_peak.load(Ordering::Relaxed).max(tandem_after.hwm)),
+        after_load_mb: mb(tandem_after.rss),
+    });
+    if let Some(child) = &litellm {
+        results.memory.litellm = Some(GatewayMemory {
+            startup_s: litellm_startup.map_or(0.0, |d| d.as_secs_f64()),
+            processes: litellm_processes.unwrap_or(0),
+            idle_mb: mb(litellm_idle.unwrap_or(0)),
+            peak_mb: mb(litellm_peak.load(Ordering::Relaxed)),
+            after_load_mb: mb(procs::group_rss(child.pid())),
+        });
+    }
+    results.tandem_alive = tandem.running();
+    results.litellm_alive = litellm.as_mut().map(Child::running);
+    results.tandem_log = log_problems(&tandem);
+    results.litellm_note = litellm_note;
+    results.litellm_version = litellm_version;
+    machine.loadavg_end = machine::loadavg();
+    results.machine = Some(machine);
+
+    results.goals = report::goals(&results);
+    let markdown = report::markdown(&results);
+    let (markdown_path, json_path) = write(&args.out, &results, &markdown)?;
+    drop(litellm);
+    drop(tandem);
+    drop(upstream);
+    Ok(Report {
+        markdown,
+        markdown_path,
+        json_path,
+    })
+}
+
+async fn start_litellm(
+    bin: &Path,
+    addr: std::net::SocketAddr,
+    upstream: std::net::SocketAddr,
+    settings: &Settings,
+    dir: &Path,
+) -> anyhow::Result<(Child, Duration)> {
+    let model_list: Vec<_> = settings
+        .upstream_models()
+        .iter()
+        .map(|upstream_model| {
+            json!({
+                "model_name": scenario::litellm_alias(upstream_model),
+                "litellm_params": {
+                    "model": format!("openai/{upstream_model}"),
+                    "api_base": format!("http://{upstream}/v1"),
+                    "api_key": "sk-testkit",
+                },
+            })
+        })
+        .collect();
+    // JSON is YAML, so the config needs no YAML writer.
+    let config = json!({
+        "model_list": model_list,
+        "general_settings": {"master_key": LITELLM_KEY},
+        "litellm_settings": {"callbacks": [], "num_retries": 0, "request_timeout": 600},
+        "router_settings": {"disable_cooldowns": true},
+    });
+    let config_path = dir.join("litellm.yaml");
+    std::fs::write(&config_path, serde_json::to_string_pretty(&config)?)
+        .context("writing the LiteLLM config")?;
+    let mut command = Command::new(bin);
+    command
+        .arg("--config")
+        .arg(&config_path)
+        .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
+        .args(["--num_workers", &settings.litellm_workers.to_string()])
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    let mut child = Child::spawn("litellm", command, dir.join("litellm.log"))?;
+    let startup = child
+        .wait_ready(addr, "/health/liveliness", Duration::from_secs(180))
+        .await?;
+    Ok((child, startup))
+}
+
+/// Raises the soft open-files limit to the hard limit; the children inherit it.
+fn raise_fd_limit(concurrency: u32) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let wanted = u64::from(concurrency) * 2 + 512;
+    if limit.current.is_some_and(|c| c >= wanted) {
+        return;
+    }
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    if let Err(err) = setrlimit(Resource::Nofile, raised) {
+        tracing::warn!(%err, "could not raise the open-files limit");
+    }
+    let now = getrlimit(Resource::Nofile);
+    if now.current.is_some_and(|c| c < wanted) {
+        tracing::warn!(limit = ?now.current, wanted, "the open-files limit is low for this concurrency");
+    }
+}
+
+/// Warning and error lines of a child's log (at most 10, plus the total count).
+fn log_problems(child: &Child) -> Vec<String> {
+    let text = std::fs::read_to_string(&child.log).unwrap_or_default();
+    let problems: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("panicked"))
+        .collect();
+    let mut out: Vec<String> = problems.iter().take(10).map(|l| strip_ansi(l)).collect();
+    if problems.len() > 10 {
+        out.push(format!("… {} lines in all", problems.len()));
+    }
+    out
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1024.0 / 1024.0
+}
+
+/// Writes `gateway-<date>[-quick].md` and `.json` into `out`.
+fn write(out: &Path, results: &Results, markdown: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let date = results
+        .machine
+        .as_ref()
+        .map_or_else(|| machine::utc_now().0, |m| m.date_utc.clone());
+    let suffix = if results.settings.quick { "-quick" } else { "" };
+    let stem = format!("gateway-{date}{suffix}");
+    let markdown_path = out.join(format!("{stem}.md"));
+    let json_path = out.join(format!("{stem}.json"));
+    std::fs::write(&markdown_path, markdown)
+        .with_context(|| format!("writing {}", markdown_path.display()))?;
+    let json = serde_json::to_string_pretty(results)?;
+    std::fs::write(&json_path, json + "\n")
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    Ok((markdown_path, json_path))
+}

@@ -1,0 +1,244 @@
+//! The processes under test: the testkit upstream, `tandem serve` and the LiteLLM proxy, each a child in its own
+//! process group, killed (group and all) when its guard drops; plus RSS readings from `/proc`.
+
+use std::fs::File;
+use std::io::Read as _;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use http::Method;
+use http_body_util::BodyExt as _;
+use rustix::process::{Pid, Signal};
+
+use crate::client::{Conn, Endpoint};
+
+/// A child process; dropping it terminates its whole process group.
+#[derive(Debug)]
+pub(crate) struct Child {
+    pub(crate) name: &'static str,
+    child: std::process::Child,
+    pub(crate) log: PathBuf,
+}
+
+impl Child {
+    /// Spawns `command` in a new process group with stdout and stderr appended to `log`.
+    pub(crate) fn spawn(
+        name: &'static str,
+        mut command: Command,
+        log: PathBuf,
+    ) -> anyhow::Result<Child> {
+        let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let err = out.try_clone().context("duplicating the log handle")?;
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        command.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name} ({:?})", command.get_program()))?;
+        Ok(Child { name, child, log })
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines of the child's log, for error messages.
+    pub(crate) fn log_tail(&self, lines: usize) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = File::open(&self.log) {
+            let _ = file.read_to_string(&mut text);
+        }
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Polls `GET path` until it answers 200, the child exits, or `limit` passes.
+    pub(crate) async fn wait_ready(
+        &mut self,
+        addr: SocketAddr,
+        path: &str,
+        limit: Duration,
+    ) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let endpoint = Endpoint::new(addr, None);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                bail!(
+                    "{} exited during startup ({status}); last log lines:\n{}",
+                    self.name,
+                    self.log_tail(30)
+                );
+            }
+            if started.elapsed() > limit {
+                bail!(
+                    "{} did not answer GET {path} within {limit:?}; last log lines:\n{}",
+                    self.name,
+                    self.log_tail(30)
+                );
+            }
+            if probe(&endpoint, path).await {
+                return Ok(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether the child is still running.
+    pub(crate) fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn group(&self) -> Option<Pid> {
+        i32::try_from(self.child.id()).ok().and_then(Pid::from_raw)
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let Some(group) = self.group() else { return };
+        // SIGTERM first so the gateways can shut down cleanly, then SIGKILL whatever is left of the group.
+        let _ = rustix::process::kill_process_group(group, Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = rustix::process::kill_process_group(group, Signal::KILL);
+        let _ = self.child.wait();
+    }
+}
+
+async fn probe(endpoint: &Arc<Endpoint>, path: &str) -> bool {
+    let attempt = async {
+        let mut conn = Conn::connect(Arc::clone(endpoint)).await.ok()?;
+        let response = conn.send(Method::GET, path, Bytes::new()).await.ok()?;
+        let ok = response.status().is_success();
+        let _ = response.into_body().collect().await;
+        Some(ok)
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), attempt).await,
+        Ok(Some(true))
+    )
+}
+
+/// A free loopback port (bound, then released; the child binds it right after).
+pub(crate) fn free_addr() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    listener.local_addr().context("reading the free port")
+}
+
+/// Memory of one process, in bytes, from `/proc/PID/status`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Memory {
+    pub(crate) rss: u64,
+    pub(crate) hwm: u64,
+}
+
+pub(crate) fn memory(pid: u32) -> Option<Memory> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(|kb| kb * 1024)
+    };
+    Some(Memory {
+        rss: field("VmRSS:")?,
+        hwm: field("VmHWM:").unwrap_or(0),
+    })
+}
+
+/// Summed RSS of every process in the process group `pgid` (the child and all its workers), in bytes.
+pub(crate) fn group_rss(pgid: u32) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut total = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if process_group(pid) == Some(pgid)
+            && let Some(memory) = memory(pid)
+        {
+            total += memory.rss;
+        }
+    }
+    total
+}
+
+/// Processes in the group `pgid`.
+pub(crate) fn group_size(pgid: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|&pid| process_group(pid) == Some(pgid))
+        .count()
+}
+
+fn process_group(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces; fields after it are space-separated:
+    // state ppid pgrp ...
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The `litellm` executable: `--litellm-bin`, else `$TANDEM_BENCH_CACHE` (or `~/.cache/tandem-bench`)
+/// `/litellm-venv/bin/litellm`.
+pub(crate) fn default_litellm_bin() -> PathBuf {
+    cache_dir().join("litellm-venv").join("bin").join("litellm")
+}
+
+pub(crate) fn cache_dir() -> PathBuf {
+    match std::env::var_os("TANDEM_BENCH_CACHE") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => {
+            let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+            home.join(".cache").join("tandem-bench")
+        }
+    }
+}
+
+/// The installed LiteLLM version, asked of the venv's Python next to `bin`, else of `litellm --version`.
+pub(crate) fn litellm_version(bin: &Path) -> Option<String> {
+    let python = bin.with_file_name("python3");
+    let from_metadata = Command::new(&python)
+        .args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('litellm'))",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|v| !v.is_empty());
+    from_metadata.or_else(|| {
+        Command::new(bin)
+            .arg("--version")
+            .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .filter(|v| !v.is_empty())
+    })
+}

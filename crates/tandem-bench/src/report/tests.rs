@@ -1,0 +1,117 @@
+//! Tests of the targets and the number formatting of the report.
+
+use crate::Settings;
+use crate::report::{GatewayMemory, Results, goals, int, markdown, signed};
+use crate::scenario::{Kind, Sequential, Single};
+use crate::stats::Summary;
+
+fn settings() -> Settings {
+    Settings {
+        quick: false,
+        requests: 100,
+        streams: 10,
+        warmup: 1,
+        answer_tokens: 16,
+        stream_tokens: 1000,
+        litellm_stream_tokens: 100,
+        concurrency: 10,
+        concurrent_tokens: 200,
+        concurrent_rate: 0.0,
+        scenario_timeout_s: 120,
+        litellm_workers: 1,
+    }
+}
+
+fn seq(p50: f64, p99: f64) -> Sequential {
+    Sequential {
+        ok: 100,
+        ms: Summary {
+            count: 100,
+            p50,
+            p90: p50,
+            p99,
+            ..Summary::default()
+        },
+        ..Sequential::default()
+    }
+}
+
+fn results() -> Results {
+    let mut results = Results::new(settings(), &[]);
+    results.targets = vec![Kind::Direct, Kind::Tandem, Kind::Litellm];
+    results.latency.set(Kind::Direct, seq(0.2, 0.5));
+    results.latency.set(Kind::Tandem, seq(0.3, 0.7));
+    results.latency.set(Kind::Litellm, seq(9.0, 15.5));
+    results.ttft.set(Kind::Direct, seq(0.2, 0.4));
+    results.ttft.set(Kind::Tandem, seq(0.3, 0.6));
+    results.single.set(
+        Kind::Tandem,
+        Single {
+            requested: 1000,
+            received: 1000,
+            seconds: 0.01,
+            tokens_per_sec: 100_000.0,
+            ..Single::default()
+        },
+    );
+    results.memory.tandem = Some(GatewayMemory {
+        startup_s: 0.1,
+        processes: 1,
+        idle_mb: 12.0,
+        peak_mb: 40.0,
+        after_load_mb: 20.0,
+    });
+    results
+}
+
+#[test]
+fn goals_use_added_percentiles() {
+    let goals = goals(&results());
+    let verdicts: Vec<_> = goals.iter().map(|g| g.pass).collect();
+    assert_eq!(verdicts, [Some(true), Some(true), Some(true), Some(true)]);
+    assert_eq!(goals[0].measured, "tandem +0.200, LiteLLM +15.00 ms: 75.0×");
+    assert_eq!(goals[1].measured, "+0.200 ms");
+}
+
+#[test]
+fn goals_fail_and_go_missing() {
+    let mut results = results();
+    results.latency.set(Kind::Tandem, seq(0.3, 3.5));
+    results.latency.litellm = None;
+    results.ttft.set(Kind::Tandem, seq(2.0, 2.0));
+    let goals = goals(&results);
+    assert_eq!(goals[0].pass, None);
+    assert_eq!(goals[1].pass, Some(false));
+}
+
+#[test]
+fn tandem_at_or_below_direct_counts_as_infinitely_better() {
+    let mut results = results();
+    results.latency.set(Kind::Tandem, seq(0.2, 0.4));
+    let goals = goals(&results);
+    assert_eq!(goals[0].pass, Some(true));
+    assert!(goals[0].measured.contains('∞'));
+}
+
+#[test]
+fn markdown_has_every_section() {
+    let mut results = results();
+    results.goals = goals(&results);
+    let text = markdown(&results);
+    for needle in [
+        "## Targets",
+        "| **added latency p99 (ms)** | — | +0.200 | +15.00 | 75.0× |",
+        "| idle after startup (MB) | — | 12.0 | n/a |  |",
+        "## Machine and command",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
+
+#[test]
+fn number_formats() {
+    assert_eq!(int(1_234_567.4), "1,234,567");
+    assert_eq!(int(999.0), "999");
+    assert_eq!(signed(-0.01234), "−0.012");
+    assert_eq!(signed(12.345), "+12.35");
+}

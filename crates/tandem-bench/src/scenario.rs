@@ -1,0 +1,375 @@
+//! The load scenarios: sequential non-streamed latency and streamed TTFT (targets interleaved request by
+//! request), one long stream, and many concurrent streams.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::client::{Conn, Endpoint, StreamOutcome, check_completion};
+use crate::stats::Summary;
+
+/// Path of every measured request.
+pub(crate) const PATH: &str = "/v1/chat/completions";
+
+/// Which way requests reach the test upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Kind {
+    Direct,
+    Tandem,
+    Litellm,
+}
+
+impl Kind {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Kind::Direct => "direct",
+            Kind::Tandem => "tandem",
+            Kind::Litellm => "LiteLLM",
+        }
+    }
+}
+
+/// One way to reach the upstream, and how it spells model names.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) kind: Kind,
+    pub(crate) endpoint: Arc<Endpoint>,
+}
+
+impl Target {
+    /// The client model name that makes the testkit answer `upstream` (e.g. `bench?tokens=16`).
+    pub(crate) fn model(&self, upstream: &str) -> String {
+        match self.kind {
+            Kind::Direct => upstream.to_owned(),
+            Kind::Tandem => format!("testkit/{upstream}"),
+            Kind::Litellm => litellm_alias(upstream),
+        }
+    }
+
+    /// The request body: identical for every target apart from the model name.
+    pub(crate) fn body(&self, upstream: &str, stream: bool) -> Bytes {
+        let mut body = json!({
+            "model": self.model(upstream),
+            "messages": [{"role": "user", "content": "Benchmark: answer with the scripted tokens."}],
+        });
+        if stream {
+            body["stream"] = json!(true);
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        Bytes::from(body.to_string())
+    }
+}
+
+/// The LiteLLM `model_name` bound to the upstream model `upstream`.
+pub(crate) fn litellm_alias(upstream: &str) -> String {
+    upstream.replace(['?', '&', '='], "-")
+}
+
+/// The testkit model string for `tokens` tokens at `rate` tokens/s (0 = full speed).
+pub(crate) fn upstream_model(tokens: u32, rate: f64) -> String {
+    if rate > 0.0 {
+        format!("bench?tokens={tokens}&rate={rate}")
+    } else {
+        format!("bench?tokens={tokens}")
+    }
+}
+
+/// Settings of a sequential scenario.
+#[derive(Debug, Clone)]
+pub(crate) struct SequentialPlan {
+    pub(crate) count: u32,
+    pub(crate) warmup: u32,
+    pub(crate) tokens: u32,
+    pub(crate) stream: bool,
+    /// Total time one target may take before it is dropped from the scenario as timed out.
+    pub(crate) budget: Duration,
+    pub(crate) request_timeout: Duration,
+}
+
+/// Result of a sequential scenario for one target; `ms` is latency or TTFT.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Sequential {
+    pub(crate) ok: u64,
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
+    pub(crate) timed_out: bool,
+    pub(crate) ms: Summary,
+    /// For streams: time to the end of the stream.
+    pub(crate) total_ms: Option<Summary>,
+}
+
+/// Runs `plan` against all targets, round-robin one request each, so that noise from the machine hits all
+/// targets alike.
+pub(crate) async fn sequential(targets: &[Target], plan: &SequentialPlan) -> Vec<Sequential> {
+    let upstream = upstream_model(plan.tokens, 0.0);
+    let bodies: Vec<Bytes> = targets
+        .iter()
+        .map(|t| t.body(&upstream, plan.stream))
+        .collect();
+    let mut conns = Vec::with_capacity(targets.len());
+    let mut results = vec![Sequential::default(); targets.len()];
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    let mut totals: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    let mut spent = vec![Duration::ZERO; targets.len()];
+    for (target, result) in targets.iter().zip(&mut results) {
+        match Conn::connect(Arc::clone(&target.endpoint)).await {
+            Ok(conn) => conns.push(Some(conn)),
+            Err(err) => {
+                result.errors += 1;
+                result.first_error = Some(format!("{err:#}"));
+                conns.push(None);
+            }
+        }
+    }
+    for i in 0..plan.warmup + plan.count {
+        let measured = i >= plan.warmup;
+        for k in 0..targets.len() {
+            let Some(conn) = conns[k].as_mut() else {
+                continue;
+            };
+            if results[k].timed_out {
+                continue;
+            }
+            let started = Instant::now();
+            let outcome = one(conn, &bodies[k], plan).await;
+            spent[k] += started.elapsed();
+            let result = &mut results[k];
+            match outcome {
+                Ok((ms, total)) if measured => {
+                    result.ok += 1;
+                    samples[k].push(ms);
+                    if let Some(total) = total {
+                        totals[k].push(total);
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    if measured {
+                        result.errors += 1;
+                    }
+                    result.first_error.get_or_insert(err);
+                }
+            }
+            if spent[k] > plan.budget {
+                result.timed_out = true;
+            }
+        }
+    }
+    for (k, result) in results.iter_mut().enumerate() {
+        result.ms = Summary::of(&mut samples[k]);
+        if plan.stream {
+            result.total_ms = Some(Summary::of(&mut totals[k]));
+        }
+    }
+    results
+}
+
+/// One measured request: (latency or TTFT in ms, stream total in ms).
+async fn one(
+    conn: &mut Conn,
+    body: &Bytes,
+    plan: &SequentialPlan,
+) -> Result<(f64, Option<f64>), String> {
+    if plan.stream {
+        let Ok(outcome) =
+            tokio::time::timeout(plan.request_timeout, conn.stream(PATH, body.clone(), None)).await
+        else {
+            conn.reset();
+            return Err(format!("no answer within {:?}", plan.request_timeout));
+        };
+        outcome.check(plan.tokens)?;
+        let ttft = outcome.ttft.ok_or("no content delta")?;
+        Ok((ms(ttft), Some(ms(outcome.total))))
+    } else {
+        let started = Instant::now();
+        let Ok(answer) =
+            tokio::time::timeout(plan.request_timeout, conn.exchange(PATH, body.clone())).await
+        else {
+            conn.reset();
+            return Err(format!("no answer within {:?}", plan.request_timeout));
+        };
+        let elapsed = started.elapsed();
+        let (status, body) = answer.map_err(|err| format!("{err:#}"))?;
+        check_completion(status, &body, plan.tokens)?;
+        Ok((ms(elapsed), None))
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Result of the one-long-stream scenario.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Single {
+    pub(crate) requested: u32,
+    pub(crate) received: u64,
+    pub(crate) seconds: f64,
+    pub(crate) tokens_per_sec: f64,
+    pub(crate) ttft_ms: Option<f64>,
+    pub(crate) error: Option<String>,
+}
+
+/// One warm-up stream, then one stream of `tokens` tokens; tokens/s counts from sending the request to the
+/// end of the body.
+pub(crate) async fn single(target: &Target, tokens: u32, budget: Duration) -> Single {
+    let mut result = Single {
+        requested: tokens,
+        ..Single::default()
+    };
+    let mut conn = match Conn::connect(Arc::clone(&target.endpoint)).await {
+        Ok(conn) => conn,
+        Err(err) => {
+            result.error = Some(format!("{err:#}"));
+            return result;
+        }
+    };
+    let warm = target.body(&upstream_model(16, 0.0), true);
+    let _ = tokio::time::timeout(budget, conn.stream(PATH, warm, None)).await;
+    let body = target.body(&upstream_model(tokens, 0.0), true);
+    let received = AtomicU64::new(0);
+    let Ok(outcome) = tokio::time::timeout(budget, conn.stream(PATH, body, Some(&received))).await
+    else {
+        // Report the pace of what did arrive.
+        result.received = received.load(Ordering::Relaxed);
+        result.seconds = budget.as_secs_f64();
+        result.tokens_per_sec = result.received as f64 / result.seconds;
+        result.error = Some(format!("timed out after {budget:?}"));
+        return result;
+    };
+    result.received = outcome.deltas;
+    result.seconds = outcome.total.as_secs_f64();
+    result.ttft_ms = outcome.ttft.map(ms);
+    if result.seconds > 0.0 {
+        result.tokens_per_sec = outcome.deltas as f64 / result.seconds;
+    }
+    result.error = outcome.check(tokens).err();
+    result
+}
+
+/// Result of the concurrent-streams scenario.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Concurrent {
+    pub(crate) streams: u32,
+    pub(crate) tokens_each: u32,
+    pub(crate) ok: u64,
+    pub(crate) errors: u64,
+    pub(crate) timeouts: u64,
+    pub(crate) first_error: Option<String>,
+    pub(crate) wall_s: f64,
+    pub(crate) tokens: u64,
+    pub(crate) tokens_per_sec: f64,
+    pub(crate) ttft_ms: Summary,
+}
+
+/// Settings of the concurrent scenario.
+#[derive(Debug, Clone)]
+pub(crate) struct ConcurrentPlan {
+    pub(crate) streams: u32,
+    pub(crate) tokens: u32,
+    pub(crate) rate: f64,
+    pub(crate) budget: Duration,
+}
+
+/// Opens `streams` connections first (not timed), then starts all streams at once and waits for all of them.
+pub(crate) async fn concurrent(target: &Target, plan: &ConcurrentPlan) -> Concurrent {
+    let mut result = Concurrent {
+        streams: plan.streams,
+        tokens_each: plan.tokens,
+        ..Concurrent::default()
+    };
+    let connecting = Arc::new(Semaphore::new(64));
+    let mut connects = JoinSet::new();
+    for _ in 0..plan.streams {
+        let endpoint = Arc::clone(&target.endpoint);
+        let connecting = Arc::clone(&connecting);
+        connects.spawn(async move {
+            let _permit = connecting.acquire_owned().await;
+            tokio::time::timeout(Duration::from_secs(10), Conn::connect(endpoint)).await
+        });
+    }
+    let mut conns = Vec::with_capacity(plan.streams as usize);
+    while let Some(joined) = connects.join_next().await {
+        match joined {
+            Ok(Ok(Ok(conn))) => conns.push(conn),
+            Ok(Ok(Err(err))) => note(&mut result, format!("connect: {err:#}")),
+            Ok(Err(_)) => note(&mut result, "connect: timed out".to_owned()),
+            Err(err) => note(&mut result, format!("connect task: {err}")),
+        }
+    }
+    let body = target.body(&upstream_model(plan.tokens, plan.rate), true);
+    let (go, gate) = watch::channel(false);
+    // Content deltas received so far by all streams, finished or not.
+    let received = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    for mut conn in conns {
+        let body = body.clone();
+        let mut gate = gate.clone();
+        let received = Arc::clone(&received);
+        tasks.spawn(async move {
+            let _ = gate.wait_for(|open| *open).await;
+            let outcome = conn.stream(PATH, body, Some(&received)).await;
+            (outcome, Instant::now())
+        });
+    }
+    // Let every task reach the gate before opening it.
+    tokio::task::yield_now().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::from_std(started + plan.budget);
+    let _ = go.send(true);
+    let mut ttfts = Vec::with_capacity(plan.streams as usize);
+    let mut last_end = started;
+    loop {
+        let joined = match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+            Ok(Some(joined)) => joined,
+            Ok(None) => break,
+            Err(_) => {
+                let left = tasks.len() as u64;
+                tasks.abort_all();
+                result.timeouts += left;
+                result.errors += left;
+                result.first_error.get_or_insert_with(|| {
+                    format!("{left} streams unfinished after {:?}", plan.budget)
+                });
+                last_end = Instant::now();
+                break;
+            }
+        };
+        let (outcome, ended): (StreamOutcome, Instant) = match joined {
+            Ok(done) => done,
+            Err(err) => {
+                note(&mut result, format!("stream task: {err}"));
+                continue;
+            }
+        };
+        last_end = last_end.max(ended);
+        if let Some(ttft) = outcome.ttft {
+            ttfts.push(ms(ttft));
+        }
+        match outcome.check(plan.tokens) {
+            Ok(()) => result.ok += 1,
+            Err(err) => note(&mut result, err),
+        }
+    }
+    result.tokens = received.load(Ordering::Relaxed);
+    let wall = last_end.duration_since(started).as_secs_f64();
+    result.wall_s = wall;
+    if wall > 0.0 {
+        result.tokens_per_sec = result.tokens as f64 / wall;
+    }
+    result.ttft_ms = Summary::of(&mut ttfts);
+    result
+}
+
+fn note(result: &mut Concurrent, error: String) {
+    result.errors += 1;
+    result.first_error.get_or_insert(error);
+}

@@ -1,0 +1,634 @@
+//! `Core`: route a request (tier alias, pace header, `auto` router, session memory), try its targets in order
+//! with retries, circuit breakers and fallbacks, and hand back a metered answer plus how it was routed.
+//!
+//! A target that fails before the first token is skipped without the client seeing it, when another can serve.
+//! Once a token has reached the client, a failure ends the stream with an error event (no silent restarts).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tandem_protocol::{ChatRequest, ChatResponse, ErrorKind, Part, Role, StreamEvent, Usage};
+use tandem_providers::{EventStream, Provider};
+use tandem_router::{Router, RouterConfig, SessionFacts};
+use tandem_store::{Outcome, RequestRecord, Store};
+
+use crate::meter::MeteredStream;
+use crate::route::{Attempt, RouteInfo, Target, Tier, TierConfig};
+use crate::session::Sessions;
+use crate::{Error, Exchange, Result, elapsed_ms, reasoning};
+
+/// A plain model alias: a client name bound to one provider and upstream model (no tier, no fallbacks).
+#[derive(Clone, Debug)]
+pub struct Alias {
+    /// The name clients send.
+    pub name: String,
+    /// The provider that serves it.
+    pub provider: String,
+    /// The upstream model name.
+    pub model: String,
+}
+
+/// Everything `Core` needs besides the providers and the store.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// Tiers, in config order.
+    pub tiers: Vec<TierConfig>,
+    /// Plain model aliases.
+    pub aliases: Vec<Alias>,
+    /// The `auto` router; `None` when no tiers are configured.
+    pub router: Option<RouterConfig>,
+    /// How long a session's routing memory lives without requests.
+    pub session_ttl: Duration,
+    /// Most sessions remembered.
+    pub max_sessions: usize,
+}
+
+/// The pace a client asked for with the `x-tandem-pace` header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pace {
+    /// Let the router decide.
+    Auto,
+    /// This tier.
+    Tier(String),
+}
+
+/// Routing hints from the transport, beyond the request body.
+#[derive(Clone, Debug, Default)]
+pub struct Hints {
+    /// `x-tandem-pace`.
+    pub pace: Option<Pace>,
+    /// The client reported a failed check (`x-tandem-signal: check-failed`).
+    pub failure_signal: bool,
+}
+
+/// Where a request goes: targets in attempt order and the routing explanation so far.
+struct Plan {
+    targets: Vec<Arc<Target>>,
+    info: RouteInfo,
+}
+
+/// The pipeline. Shared by all requests.
+pub struct Core {
+    providers: Vec<Arc<dyn Provider>>,
+    by_name: HashMap<String, usize>,
+    tiers: Vec<Tier>,
+    tier_by_name: HashMap<String, usize>,
+    tier_by_alias: HashMap<String, usize>,
+    aliases: HashMap<String, (usize, String)>,
+    model_names: Vec<String>,
+    router: Option<Router>,
+    deep_tier: Option<String>,
+    sessions: Arc<Sessions>,
+    store: Arc<Store>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("providers", &self.by_name.keys().collect::<Vec<_>>())
+            .field("tiers", &self.tier_by_name.keys().collect::<Vec<_>>())
+            .field("models", &self.model_names)
+            .finish()
+    }
+}
+
+impl Core {
+    /// Build the pipeline. Without tiers, the first provider serves names that match nothing else.
+    pub fn new(
+        providers: Vec<Arc<dyn Provider>>,
+        config: CoreConfig,
+        store: Arc<Store>,
+    ) -> Result<Core> {
+        if providers.is_empty() {
+            return Err(Error::NoProviders);
+        }
+        let by_name: HashMap<String, usize> = providers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name().to_owned(), i))
+            .collect();
+        let provider = |name: &str| -> Result<Arc<dyn Provider>> {
+            by_name
+                .get(name)
+                .map(|&i| Arc::clone(&providers[i]))
+                .ok_or_else(|| Error::UnknownProvider(name.to_owned()))
+        };
+        let mut model_names = Vec::new();
+        let mut tiers = Vec::with_capacity(config.tiers.len());
+        let mut tier_by_name = HashMap::new();
+        let mut tier_by_alias = HashMap::new();
+        for (index, tier) in config.tiers.iter().enumerate() {
+            let mut targets = Vec::with_capacity(tier.targets.len());
+            for target in &tier.targets {
+                targets.push(Arc::new(Target::new(provider(&target.provider)?, target)));
+            }
+            tier_by_name.insert(tier.name.clone(), index);
+            for alias in &tier.aliases {
+                tier_by_alias.insert(alias.clone(), index);
+                model_names.push(alias.clone());
+            }
+            tiers.push(Tier {
+                name: tier.name.clone(),
+                targets,
+                fallback: None,
+                turn: AtomicU64::new(0),
+            });
+        }
+        for (index, tier) in config.tiers.iter().enumerate() {
+            if let Some(fallback) = &tier.fallback_tier {
+                let Some(&to) = tier_by_name.get(fallback) else {
+                    return Err(Error::UnknownTier(fallback.clone()));
+                };
+                tiers[index].fallback = Some(to);
+            }
+        }
+        let mut aliases = HashMap::new();
+        for alias in &config.aliases {
+            let Some(&index) = by_name.get(&alias.provider) else {
+                return Err(Error::UnknownProvider(alias.provider.clone()));
+            };
+            aliases.insert(alias.name.clone(), (index, alias.model.clone()));
+            model_names.push(alias.name.clone());
+        }
+        let (router, deep_tier) = match config.router {
+            Some(router_config) => {
+                let live = router_config.live_tier.clone();
+                let deep = router_config.deep_tier.clone();
+                for name in [&live, &deep] {
+                    if !tier_by_name.contains_key(name) {
+                        return Err(Error::UnknownTier(name.clone()));
+                    }
+                }
+                let router = Router::new(router_config).map_err(Error::Router)?;
+                model_names.push("auto".to_owned());
+                (Some(router), Some(deep))
+            }
+            None => (None, None),
+        };
+        model_names.extend(providers.iter().map(|p| format!("{}/*", p.name())));
+        Ok(Core {
+            providers,
+            by_name,
+            tiers,
+            tier_by_name,
+            tier_by_alias,
+            aliases,
+            model_names,
+            router,
+            deep_tier,
+            sessions: Arc::new(Sessions::new(config.session_ttl, config.max_sessions)),
+            store,
+        })
+    }
+
+    /// Model names to list on `/v1/models`: tier aliases, plain aliases, `auto`, then `provider/*`.
+    pub fn model_names(&self) -> Vec<String> {
+        self.model_names.clone()
+    }
+
+    /// Whether the embedded store answers.
+    pub fn ready(&self) -> Result<()> {
+        self.store.ping().map_err(Error::Store)
+    }
+
+    /// Wait until all records so far are on disk.
+    pub fn flush(&self) -> Result<()> {
+        self.store.flush().map_err(Error::Store)
+    }
+
+    /// The routing memory of a session (for tests and diagnostics).
+    pub fn session(&self, key: &str) -> crate::SessionState {
+        self.sessions.get(key, Instant::now())
+    }
+
+    /// Decide where a request goes, updating the session's routing memory.
+    fn plan(&self, req: &ChatRequest, hints: &Hints) -> Result<Plan> {
+        if req.model.is_empty() {
+            return Err(Error::EmptyModel);
+        }
+        let explicit = match &hints.pace {
+            Some(Pace::Tier(name)) => match self.tier_by_name.get(name) {
+                Some(&index) => Some((index, "header".to_owned())),
+                None => return Err(Error::UnknownTier(name.clone())),
+            },
+            Some(Pace::Auto) => None,
+            None => self
+                .tier_by_alias
+                .get(&req.model)
+                .map(|&index| (index, "alias".to_owned())),
+        };
+        let wants_router = explicit.is_none() && (hints.pace.is_some() || req.model == "auto");
+        let now = Instant::now();
+        if explicit.is_none() && !wants_router {
+            return self.direct_plan(req);
+        }
+        let session = req.session.as_deref();
+        let state = session
+            .map(|key| self.sessions.get(key, now))
+            .unwrap_or_default();
+        let task = task_fingerprint(req);
+        let retry = session.is_some() && state.last_task == Some(task);
+        let mut info = RouteInfo::default();
+        let (index, escalate) = match explicit {
+            Some((index, reason)) => {
+                info.reason = reason;
+                (index, false)
+            }
+            None => {
+                let Some(router) = &self.router else {
+                    return Err(Error::NoRouter);
+                };
+                let facts = SessionFacts {
+                    prior_failures: state.failures + u32::from(hints.failure_signal),
+                    retries: state.retries + u32::from(retry),
+                    interrupts: state.interrupts,
+                    steers: 0,
+                    escalated: state.escalated,
+                };
+                let features = tandem_router::extract(req, &facts);
+                let signal = if hints.failure_signal {
+                    Some("check-failed")
+                } else if retry {
+                    Some("retry")
+                } else if features.trailing_tool_error {
+                    Some("tool-error")
+                } else {
+                    None
+                };
+                let deep = self.deep_tier.as_deref().unwrap_or_default();
+                let sticky = state.tier.as_deref();
+                let decision = router.route(&features);
+                info.score = Some(decision.score);
+                let (tier, escalate) = match (sticky, signal) {
+                    (Some(t), _) if state.escalated || t == deep => {
+                        info.reason = "session:escalated".to_owned();
+                        (deep.to_owned(), false)
+                    }
+                    (Some(_), Some(signal)) => {
+                        info.reason = format!("escalate:{signal}");
+                        (deep.to_owned(), true)
+                    }
+                    (Some(t), None) => {
+                        info.reason = "session:sticky".to_owned();
+                        (t.to_owned(), false)
+                    }
+                    (None, _) => {
+                        info.reason = decision.reason.clone();
+                        info.rule = decision.rule.clone();
+                        let escalate = decision.tier == deep && signal.is_some();
+                        (decision.tier.clone(), escalate)
+                    }
+                };
+                let Some(&index) = self.tier_by_name.get(&tier) else {
+                    return Err(Error::UnknownTier(tier));
+                };
+                (index, escalate)
+            }
+        };
+        let tier = &self.tiers[index];
+        info.tier = Some(tier.name.clone());
+        if let Some(key) = session {
+            let failed = hints.failure_signal || retry;
+            self.sessions.update(key, now, |s| {
+                s.tier = Some(tier.name.clone());
+                s.escalated |= escalate;
+                s.failures += u32::from(failed);
+                s.retries += u32::from(retry);
+                s.last_task = Some(task);
+            });
+        }
+        let mut targets = tier.order(now);
+        let mut seen = vec![index];
+        let mut next = tier.fallback;
+        while let Some(fallback) = next {
+            if seen.contains(&fallback) {
+                break;
+            }
+            seen.push(fallback);
+            targets.extend(self.tiers[fallback].order(now));
+            next = self.tiers[fallback].fallback;
+        }
+        if targets.is_empty() {
+            return Err(Error::NoTargets(tier.name.clone()));
+        }
+        Ok(Plan { targets, info })
+    }
+
+    /// A name that is not a tier: plain alias, `provider/model`, or the first provider as is.
+    fn direct_plan(&self, req: &ChatRequest) -> Result<Plan> {
+        let model = req.model.as_str();
+        let (index, upstream) = match self.aliases.get(model) {
+            Some((index, upstream)) => (*index, upstream.as_str()),
+            None => match model.split_once('/') {
+                Some((provider, upstream)) if self.by_name.contains_key(provider) => {
+                    if upstream.is_empty() {
+                        return Err(Error::EmptyModel);
+                    }
+                    (self.by_name[provider], upstream)
+                }
+                _ => (0, model),
+            },
+        };
+        let target = Arc::new(Target::direct(Arc::clone(&self.providers[index]), upstream));
+        Ok(Plan {
+            targets: vec![target],
+            info: RouteInfo {
+                reason: "model".to_owned(),
+                ..RouteInfo::default()
+            },
+        })
+    }
+
+    /// Answer without streaming; the exchange is recorded either way.
+    pub async fn complete(
+        &self,
+        exchange: &Exchange,
+        req: &ChatRequest,
+        hints: &Hints,
+    ) -> Result<(ChatResponse, RouteInfo)> {
+        let mut plan = match self.plan(req, hints) {
+            Ok(plan) => plan,
+            Err(err) => {
+                self.record_failure(exchange, req, None, &err);
+                return Err(err);
+            }
+        };
+        let mut last_err = None;
+        for target in plan.targets.clone() {
+            let now = Instant::now();
+            if !target.try_acquire(now) {
+                plan.info.attempts.push(Attempt {
+                    target: target.backend.clone(),
+                    error: Some("circuit open".to_owned()),
+                });
+                continue;
+            }
+            let sent = reasoning::for_backend(req, &target.backend);
+            for _ in 0..=target.retries {
+                let call = target.provider.complete(&sent, &target.model);
+                let result = match target.first_token_timeout {
+                    Some(limit) => tokio::time::timeout(limit, call)
+                        .await
+                        .unwrap_or_else(|_| Err(timeout_error(&target, limit))),
+                    None => call.await,
+                };
+                match result {
+                    Ok(mut resp) => {
+                        target.succeeded();
+                        reasoning::tag_response(&target.backend, &mut resp);
+                        plan.info.target = target.backend.clone();
+                        plan.info.attempts.push(Attempt {
+                            target: target.backend.clone(),
+                            error: None,
+                        });
+                        let mut record =
+                            self.record(exchange, req, Some(&plan.info), Outcome::Ok, 200, None);
+                        record.usage = resp.usage;
+                        record.usage_exact = true;
+                        self.store.record(record);
+                        return Ok((resp, plan.info));
+                    }
+                    Err(err) => {
+                        plan.info.attempts.push(Attempt {
+                            target: target.backend.clone(),
+                            error: Some(err.to_string()),
+                        });
+                        if !retryable(&err) {
+                            let err = Error::Provider(err);
+                            self.record_failure(exchange, req, Some(&plan.info), &err);
+                            return Err(err);
+                        }
+                        target.failed(Instant::now());
+                        last_err = Some(err);
+                    }
+                }
+            }
+        }
+        let err = last_err.map_or(Error::AllTargetsOpen, Error::Provider);
+        self.record_failure(exchange, req, Some(&plan.info), &err);
+        Err(err)
+    }
+
+    /// Answer as a metered stream. The first target that produces a first event wins; failures before that
+    /// move on to the next target. The record is written when the stream ends, fails or is dropped.
+    pub async fn stream(
+        &self,
+        exchange: &Exchange,
+        req: &ChatRequest,
+        hints: &Hints,
+    ) -> Result<(MeteredStream, RouteInfo)> {
+        let mut plan = match self.plan(req, hints) {
+            Ok(plan) => plan,
+            Err(err) => {
+                self.record_failure(exchange, req, None, &err);
+                return Err(err);
+            }
+        };
+        let mut last_err = None;
+        for target in plan.targets.clone() {
+            let now = Instant::now();
+            if !target.try_acquire(now) {
+                plan.info.attempts.push(Attempt {
+                    target: target.backend.clone(),
+                    error: Some("circuit open".to_owned()),
+                });
+                continue;
+            }
+            let sent = reasoning::for_backend(req, &target.backend);
+            for _ in 0..=target.retries {
+                let opened = open_stream(&target, &sent);
+                let result = match target.first_token_timeout {
+                    Some(limit) => tokio::time::timeout(limit, opened)
+                        .await
+                        .unwrap_or_else(|_| Err(timeout_error(&target, limit))),
+                    None => opened.await,
+                };
+                match result {
+                    Ok(events) => {
+                        target.succeeded();
+                        plan.info.target = target.backend.clone();
+                        plan.info.attempts.push(Attempt {
+                            target: target.backend.clone(),
+                            error: None,
+                        });
+                        let record = self.record(
+                            exchange,
+                            req,
+                            Some(&plan.info),
+                            Outcome::Cancelled,
+                            200,
+                            None,
+                        );
+                        let on_cancel = req.session.clone().map(|key| {
+                            let sessions = Arc::clone(&self.sessions);
+                            Box::new(move || {
+                                sessions.update(&key, Instant::now(), |s| s.interrupts += 1);
+                            }) as Box<dyn FnOnce() + Send>
+                        });
+                        let metered = MeteredStream::new(
+                            events,
+                            record,
+                            exchange.started,
+                            Arc::clone(&self.store),
+                            on_cancel,
+                        );
+                        return Ok((metered, plan.info));
+                    }
+                    Err(err) => {
+                        plan.info.attempts.push(Attempt {
+                            target: target.backend.clone(),
+                            error: Some(err.to_string()),
+                        });
+                        if !retryable(&err) {
+                            let err = Error::Provider(err);
+                            self.record_failure(exchange, req, Some(&plan.info), &err);
+                            return Err(err);
+                        }
+                        target.failed(Instant::now());
+                        last_err = Some(err);
+                    }
+                }
+            }
+        }
+        let err = last_err.map_or(Error::AllTargetsOpen, Error::Provider);
+        self.record_failure(exchange, req, Some(&plan.info), &err);
+        Err(err)
+    }
+
+    /// Record an exchange refused before it reached the pipeline (malformed body, too large, ...).
+    pub fn record_rejected(
+        &self,
+        exchange: &Exchange,
+        model: &str,
+        kind: ErrorKind,
+        message: &str,
+    ) {
+        let req = ChatRequest::new(model, Vec::new());
+        let record = self.record(
+            exchange,
+            &req,
+            None,
+            Outcome::Error,
+            kind.http_status(),
+            Some(message.to_owned()),
+        );
+        self.store.record(record);
+    }
+
+    fn record_failure(
+        &self,
+        exchange: &Exchange,
+        req: &ChatRequest,
+        info: Option<&RouteInfo>,
+        err: &Error,
+    ) {
+        let record = self.record(
+            exchange,
+            req,
+            info,
+            Outcome::Error,
+            err.kind().http_status(),
+            Some(err.to_string()),
+        );
+        self.store.record(record);
+    }
+
+    fn record(
+        &self,
+        exchange: &Exchange,
+        req: &ChatRequest,
+        info: Option<&RouteInfo>,
+        outcome: Outcome,
+        status: u16,
+        error: Option<String>,
+    ) -> RequestRecord {
+        let (provider, upstream_model) = info
+            .and_then(|i| i.target.split_once('/'))
+            .map_or((String::new(), String::new()), |(p, m)| {
+                (p.to_owned(), m.to_owned())
+            });
+        RequestRecord {
+            id: exchange.id.clone(),
+            started_at_ms: exchange.started_at_ms,
+            api: exchange.api.as_str().to_owned(),
+            client_model: req.model.clone(),
+            provider,
+            upstream_model,
+            stream: req.stream,
+            status,
+            outcome,
+            error,
+            usage: Usage::default(),
+            usage_exact: false,
+            latency_ms: elapsed_ms(exchange.started),
+            ttft_ms: None,
+            tier: info.and_then(|i| i.tier.clone()),
+            route: info.and_then(|i| serde_json::to_string(i).ok()),
+        }
+    }
+}
+
+/// Start a stream on `target` and wait for its first event, so that a failure before the first token can
+/// still fall back to another target. Reasoning blobs in the answer are tagged with the target.
+async fn open_stream(target: &Target, req: &ChatRequest) -> tandem_providers::Result<EventStream> {
+    let mut events = target.provider.stream(req, &target.model).await?;
+    let mut head = Vec::new();
+    loop {
+        match events.next().await {
+            None => break,
+            Some(Err(err)) => return Err(err),
+            Some(Ok(event)) => {
+                let content = !matches!(event, StreamEvent::Start { .. });
+                head.push(Ok(event));
+                if content {
+                    break;
+                }
+            }
+        }
+    }
+    let backend = target.backend.clone();
+    let stream = futures::stream::iter(head)
+        .chain(events)
+        .map(move |item| item.map(|event| reasoning::tag_event(&backend, event)));
+    Ok(Box::pin(stream))
+}
+
+fn timeout_error(target: &Target, limit: Duration) -> tandem_providers::Error {
+    tandem_providers::Error::Timeout {
+        provider: target.provider.name().to_owned(),
+        phase: "first token",
+        elapsed: limit,
+    }
+}
+
+/// Whether another attempt may succeed where this one failed (the request itself was not at fault).
+fn retryable(err: &tandem_providers::Error) -> bool {
+    use tandem_providers::Error as E;
+    match err {
+        E::Connect { .. }
+        | E::Timeout { .. }
+        | E::Reset { .. }
+        | E::Truncated { .. }
+        | E::Malformed { .. } => true,
+        E::Status { status, .. } => *status >= 500 || matches!(status, 408 | 409 | 429),
+        E::Config { .. } => false,
+    }
+}
+
+/// Fingerprint of the task a request carries: the last user text and the conversation length.
+/// Two requests of one session with the same fingerprint are the same task sent again.
+fn task_fingerprint(req: &ChatRequest) -> (u64, usize) {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    if let Some(user) = req.messages.iter().rev().find(|m| m.role == Role::User) {
+        for part in &user.parts {
+            if let Part::Text(text) = part {
+                text.hash(&mut hasher);
+            }
+        }
+    }
+    (hasher.finish(), req.messages.len())
+}
