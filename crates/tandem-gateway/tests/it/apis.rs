@@ -56,7 +56,7 @@ async fn chat_non_stream_passes_usage_exactly() {
 #[tokio::test]
 async fn chat_stream_with_usage_and_alias() {
     let h = Harness::start().await;
-    for model in ["tandem-live", "tka/scripted"] {
+    for model in ["scripted-alias", "tka/scripted"] {
         let (status, text) = h
             .post_text(
                 "/v1/chat/completions",
@@ -289,7 +289,7 @@ async fn models_and_probes() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["tandem-live", "tk/*", "tka/*"]);
+    assert_eq!(ids, ["scripted-alias", "tk/*", "tka/*"]);
     let v: Value = h
         .client
         .get(h.url("/v1/models"))

@@ -25,6 +25,8 @@ pub struct Options {
     pub provider_extra: &'static str,
     /// Replace the upstream URL (e.g. to point at a closed port).
     pub upstream_url: Option<String>,
+    /// More TOML appended to the config (tiers, router); `{url}` is replaced by the upstream URL.
+    pub extra_toml: String,
 }
 
 impl Harness {
@@ -63,11 +65,13 @@ kind = "anthropic"
 base_url = "{url}"
 {extra}
 [[models]]
-name = "tandem-live"
+name = "scripted-alias"
 provider = "tk"
 model = "scripted"
+{more}
 "#,
             state = state_dir.path().display().to_string(),
+            more = options.extra_toml.replace("{url}", &url),
         );
         let config = tandem_config::parse(&text, Source::Embedded, &|_| None).unwrap();
         let state = AppState::from_config(&config).unwrap();
@@ -97,12 +101,20 @@ model = "scripted"
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.post_with(path, body, &[]).await
+    }
+
+    pub async fn post_with(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
     }
 
     /// POST and read the whole SSE body as text.
@@ -110,6 +122,11 @@ model = "scripted"
         let resp = self.post(path, body).await;
         let status = resp.status().as_u16();
         (status, resp.text().await.unwrap())
+    }
+
+    /// The routing memory of a session.
+    pub fn state_session(&self, key: &str) -> tandem_core::SessionState {
+        self.state.core().session(key)
     }
 
     /// The records written so far, oldest first.
