@@ -19,6 +19,7 @@ const SOURCE_DIRS: &[&str] = &["crates", "xtask"];
 const DEPENDENCY_ABSENCES: &[(&str, &[&str])] = &[
     ("tandem-protocol", &["tokio"]),
     ("tandem-translate", &["tokio"]),
+    ("tandem-router", &["tokio"]),
 ];
 
 /// Attribute openings that tidy rejects. Built with `concat!` so this file does not match itself.

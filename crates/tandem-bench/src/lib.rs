@@ -26,7 +26,7 @@ use serde_json::json;
 use crate::client::Endpoint;
 use crate::machine::Machine;
 use crate::procs::Child;
-use crate::report::{GatewayMemory, Results};
+use crate::report::{GatewayMemory, PerTarget, Results};
 use crate::scenario::{ConcurrentPlan, Kind, SequentialPlan, Target};
 
 /// Master key of the benchmark's LiteLLM proxy (loopback only).
@@ -292,11 +292,16 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
 
     let budget = Duration::from_secs(settings.scenario_timeout_s);
     let mut results = Results::new(settings.clone(), &targets);
+    let cpu = CpuClock {
+        tandem: tandem.pid(),
+        litellm: litellm.as_ref().map(Child::pid),
+    };
 
     tracing::info!(
         requests = settings.requests,
         "scenario 1/4: sequential non-streamed requests"
     );
+    let before = cpu.read();
     let latency = scenario::sequential(
         &targets,
         &SequentialPlan {
@@ -309,7 +314,11 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         },
     )
     .await;
+    let used = cpu.since(&before);
     for (target, result) in targets.iter().zip(latency) {
+        if let Some(seconds) = used.get(target.kind) {
+            results.cpu.entry(target.kind).us_per_request = per_unit(*seconds, result.sent);
+        }
         results.latency.set(target.kind, result);
     }
 
@@ -317,6 +326,7 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         streams = settings.streams,
         "scenario 2/4: sequential streams, time to first token"
     );
+    let before = cpu.read();
     let ttft = scenario::sequential(
         &targets,
         &SequentialPlan {
@@ -329,7 +339,11 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         },
     )
     .await;
+    let used = cpu.since(&before);
     for (target, result) in targets.iter().zip(ttft) {
+        if let Some(seconds) = used.get(target.kind) {
+            results.cpu.entry(target.kind).us_per_stream = per_unit(*seconds, result.sent);
+        }
         results.ttft.set(target.kind, result);
     }
 
@@ -339,7 +353,13 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
             Kind::Litellm => settings.litellm_stream_tokens,
             Kind::Direct | Kind::Tandem => settings.stream_tokens,
         };
+        let before = cpu.read();
         let result = scenario::single(target, tokens, budget).await;
+        if let Some(seconds) = cpu.since(&before).get(target.kind) {
+            // The warm-up stream's 16 tokens count too.
+            results.cpu.entry(target.kind).us_per_token_single =
+                per_unit(*seconds, result.received + 16);
+        }
         tracing::info!(
             target = target.kind.label(),
             tokens_per_sec = result.tokens_per_sec as u64,
@@ -353,6 +373,7 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         "scenario 4/4: concurrent streams"
     );
     for target in &targets {
+        let before = cpu.read();
         let result = scenario::concurrent(
             target,
             &ConcurrentPlan {
@@ -363,6 +384,10 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
             },
         )
         .await;
+        if let Some(seconds) = cpu.since(&before).get(target.kind) {
+            results.cpu.entry(target.kind).us_per_token_concurrent =
+                per_unit(*seconds, result.tokens);
+        }
         tracing::info!(
             target = target.kind.label(),
             tokens_per_sec = result.tokens_per_sec as u64,
@@ -413,6 +438,38 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         markdown_path,
         json_path,
     })
+}
+
+/// Reads the CPU time of the gateway processes.
+struct CpuClock {
+    tandem: u32,
+    litellm: Option<u32>,
+}
+
+impl CpuClock {
+    fn read(&self) -> PerTarget<f64> {
+        PerTarget {
+            direct: None,
+            tandem: procs::cpu_seconds(self.tandem),
+            litellm: self.litellm.map(procs::group_cpu_seconds),
+        }
+    }
+
+    /// CPU seconds each gateway used since `before`.
+    fn since(&self, before: &PerTarget<f64>) -> PerTarget<f64> {
+        let now = self.read();
+        let delta = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+        PerTarget {
+            direct: None,
+            tandem: delta(now.tandem, before.tandem),
+            litellm: delta(now.litellm, before.litellm),
+        }
+    }
+}
+
+/// Microseconds per unit, when there were units.
+fn per_unit(seconds: f64, units: u64) -> Option<f64> {
+    (units > 0).then(|| seconds * 1e6 / units as f64)
 }
 
 async fn start_litellm(

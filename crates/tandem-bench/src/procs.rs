@@ -193,12 +193,35 @@ pub(crate) fn group_size(pgid: u32) -> usize {
         .count()
 }
 
-fn process_group(pid: u32) -> Option<u32> {
+/// Fields of `/proc/PID/stat` after the command name (which is in parentheses and may contain spaces):
+/// index 0 is the state, 1 ppid, 2 pgrp, 11 utime, 12 stime.
+fn stat_field(pid: u32, index: usize) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain spaces; fields after it are space-separated:
-    // state ppid pgrp ...
     let after = stat.rsplit_once(')')?.1;
-    after.split_whitespace().nth(2)?.parse().ok()
+    after.split_whitespace().nth(index)?.parse().ok()
+}
+
+fn process_group(pid: u32) -> Option<u32> {
+    stat_field(pid, 2).and_then(|g| u32::try_from(g).ok())
+}
+
+/// CPU time (user + system, all threads) of one process so far, in seconds.
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
+    let ticks = stat_field(pid, 11)? + stat_field(pid, 12)?;
+    Some(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
+}
+
+/// CPU time of every live process in the process group `pgid`, in seconds.
+pub(crate) fn group_cpu_seconds(pgid: u32) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|&pid| process_group(pid) == Some(pgid))
+        .filter_map(cpu_seconds)
+        .sum()
 }
 
 /// The `litellm` executable: `--litellm-bin`, else `$TANDEM_BENCH_CACHE` (or `~/.cache/tandem-bench`)

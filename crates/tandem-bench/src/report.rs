@@ -39,6 +39,19 @@ impl<T> PerTarget<T> {
         }
     }
 
+    /// The value of `kind`, inserted as the default when missing.
+    pub(crate) fn entry(&mut self, kind: Kind) -> &mut T
+    where
+        T: Default,
+    {
+        let slot = match kind {
+            Kind::Direct => &mut self.direct,
+            Kind::Tandem => &mut self.tandem,
+            Kind::Litellm => &mut self.litellm,
+        };
+        slot.get_or_insert_with(T::default)
+    }
+
     pub(crate) fn get(&self, kind: Kind) -> Option<&T> {
         match kind {
             Kind::Direct => self.direct.as_ref(),
@@ -56,6 +69,19 @@ pub(crate) struct GatewayMemory {
     pub(crate) idle_mb: f64,
     pub(crate) peak_mb: f64,
     pub(crate) after_load_mb: f64,
+}
+
+/// CPU time a gateway process (LiteLLM: its process group) used during each scenario, per unit of work.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct CpuCost {
+    /// Scenario 1: microseconds per request (warm-up included).
+    pub(crate) us_per_request: Option<f64>,
+    /// Scenario 2: microseconds per 16-token stream (warm-up included).
+    pub(crate) us_per_stream: Option<f64>,
+    /// Scenario 3: microseconds per streamed token.
+    pub(crate) us_per_token_single: Option<f64>,
+    /// Scenario 4: microseconds per streamed token.
+    pub(crate) us_per_token_concurrent: Option<f64>,
 }
 
 /// One target of the issue, evaluated.
@@ -84,6 +110,8 @@ pub(crate) struct Results {
     /// Scenario 4.
     pub(crate) concurrent: PerTarget<Concurrent>,
     pub(crate) memory: PerTarget<GatewayMemory>,
+    /// Gateway CPU time per unit of work (from `/proc/PID/stat`, 10 ms clock-tick resolution).
+    pub(crate) cpu: PerTarget<CpuCost>,
     pub(crate) goals: Vec<Goal>,
     pub(crate) tandem_alive: bool,
     pub(crate) litellm_alive: Option<bool>,
@@ -104,6 +132,7 @@ impl Results {
             single: PerTarget::default(),
             concurrent: PerTarget::default(),
             memory: PerTarget::default(),
+            cpu: PerTarget::default(),
             goals: Vec::new(),
             tandem_alive: true,
             litellm_alive: None,
@@ -274,11 +303,23 @@ pub(crate) fn markdown(results: &Results) -> String {
         s.requests, s.answer_tokens
     ));
     sequential_rows(&mut table, &results.latency, "latency");
+    cpu_row(
+        &mut table,
+        &results.cpu,
+        "gateway CPU per request (µs)",
+        |c| c.us_per_request,
+    );
     table.section(&format!(
         "Streamed: {} sequential streams per target ({} tokens), time to first token (TTFT)",
         s.streams, s.answer_tokens
     ));
     sequential_rows(&mut table, &results.ttft, "TTFT");
+    cpu_row(
+        &mut table,
+        &results.cpu,
+        "gateway CPU per stream (µs)",
+        |c| c.us_per_stream,
+    );
 
     table.section("One stream at full speed");
     let single = &results.single;
@@ -324,6 +365,13 @@ pub(crate) fn markdown(results: &Results) -> String {
         single.tandem.as_ref().map(|x| format!("{:.3}", x.seconds)),
         single.litellm.as_ref().map(|x| format!("{:.3}", x.seconds)),
         None,
+    );
+
+    cpu_row(
+        &mut table,
+        &results.cpu,
+        "gateway CPU per token (µs)",
+        |c| c.us_per_token_single,
     );
 
     let rate = if s.concurrent_rate > 0.0 {
@@ -375,6 +423,13 @@ pub(crate) fn markdown(results: &Results) -> String {
             None,
         );
     }
+
+    cpu_row(
+        &mut table,
+        &results.cpu,
+        "gateway CPU per token (µs)",
+        |c| c.us_per_token_concurrent,
+    );
 
     table.section("Gateway process memory (RSS; LiteLLM summed over its processes)");
     let mem = &results.memory;
@@ -468,6 +523,22 @@ fn sequential_rows(table: &mut Table<'_>, per: &PerTarget<Sequential>, what: &st
         per.litellm.as_ref().map(okerr),
         None,
     );
+}
+
+fn cpu_row(
+    table: &mut Table<'_>,
+    cpu: &PerTarget<CpuCost>,
+    label: &str,
+    pick: fn(&CpuCost) -> Option<f64>,
+) {
+    let t = cpu.tandem.as_ref().and_then(pick);
+    let l = cpu.litellm.as_ref().and_then(pick);
+    let ratio = match (t, l) {
+        (Some(t), Some(l)) if t > 0.0 => Some(format!("{:.1}×", l / t)),
+        _ => None,
+    };
+    let fmt = |v: f64| if v < 10.0 { format!("{v:.2}") } else { int(v) };
+    table.row(label, None, t.map(fmt), l.map(fmt), ratio);
 }
 
 fn throughput_ratio(tandem: Option<f64>, litellm: Option<f64>) -> Option<String> {

@@ -96,6 +96,8 @@ pub(crate) struct SequentialPlan {
 /// Result of a sequential scenario for one target; `ms` is latency or TTFT.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct Sequential {
+    /// Requests sent, warm-up included.
+    pub(crate) sent: u64,
     pub(crate) ok: u64,
     pub(crate) errors: u64,
     pub(crate) first_error: Option<String>,
@@ -141,6 +143,7 @@ pub(crate) async fn sequential(targets: &[Target], plan: &SequentialPlan) -> Vec
             let outcome = one(conn, &bodies[k], plan).await;
             spent[k] += started.elapsed();
             let result = &mut results[k];
+            result.sent += 1;
             match outcome {
                 Ok((ms, total)) if measured => {
                     result.ok += 1;

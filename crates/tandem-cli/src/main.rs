@@ -37,6 +37,39 @@ enum Command {
     },
     /// Benchmark the test upstream directly, through tandem and through LiteLLM; print and save the report.
     Bench(tandem_bench::Args),
+    /// Explain and evaluate the `auto` router.
+    Route {
+        #[command(subcommand)]
+        action: RouteAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RouteAction {
+    /// Print the routing decision for a request body (Chat Completions, Responses or Messages JSON) and why.
+    Explain {
+        /// The request body, a JSON file.
+        request: PathBuf,
+        /// Config whose [tiers] and [router] to use; defaults as for `serve`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Replay a trace of labelled tasks: cost, latency and quality for always-live, always-deep, random and
+    /// the router, with APGR and the deep share needed for 50% and 80% of the quality gap.
+    Eval {
+        /// The trace, JSON lines (see bench/route/README.md).
+        trace: PathBuf,
+        /// Config whose [tiers] and [router] to use; defaults as for `serve`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print JSON instead of a Markdown table.
+        #[arg(long)]
+        json: bool,
+        /// Also train a logistic scorer on the trace (label: deep solves what live does not) and write its
+        /// weights here, for `[router] scorer = "..."`.
+        #[arg(long)]
+        train: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -72,7 +105,66 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .context("test upstream failed")
         }
         Command::Bench(args) => bench(args).await,
+        Command::Route { action } => route(action),
     }
+}
+
+/// The router of a config's [tiers] and [router], or the default rules on tiers `live` and `deep`.
+fn router_from(config: Option<&std::path::Path>) -> anyhow::Result<tandem_router::Router> {
+    let env = |name: &str| std::env::var(name).ok();
+    let loaded = tandem_config::load(config, &env).context("loading configuration")?;
+    let router_config = match loaded.router {
+        Some(settings) => settings.router,
+        None => tandem_router::RouterConfig::new("live", "deep"),
+    };
+    tandem_router::Router::new(router_config).context("building the router")
+}
+
+fn route(action: RouteAction) -> anyhow::Result<()> {
+    match action {
+        RouteAction::Explain { request, config } => {
+            let router = router_from(config.as_deref())?;
+            let body = std::fs::read(&request)
+                .with_context(|| format!("reading {}", request.display()))?;
+            let text = tandem_router::explain_request(&body, &router)
+                .with_context(|| format!("explaining {}", request.display()))?;
+            print_text(&text);
+        }
+        RouteAction::Eval {
+            trace,
+            config,
+            json,
+            train,
+        } => {
+            let router = router_from(config.as_deref())?;
+            let text = std::fs::read_to_string(&trace)
+                .with_context(|| format!("reading {}", trace.display()))?;
+            let report = tandem_router::eval_file(&text, &router)
+                .with_context(|| format!("evaluating {}", trace.display()))?;
+            if json {
+                print_text(&serde_json::to_string_pretty(&report).context("encoding the report")?);
+            } else {
+                print_text(&report.to_markdown());
+            }
+            if let Some(out) = train {
+                let entries = tandem_router::eval::parse_trace(&text)?;
+                let examples: Vec<_> = entries
+                    .iter()
+                    .map(|e| (e.features(), e.deep_needed()))
+                    .collect();
+                let scorer = tandem_router::LogisticScorer::train(&examples, 2000, 0.5, 0.001);
+                std::fs::write(&out, scorer.to_json())
+                    .with_context(|| format!("writing {}", out.display()))?;
+                tracing::info!(path = %out.display(), examples = examples.len(), "wrote scorer weights");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[expect(clippy::print_stdout, reason = "the route commands print their answer")]
+fn print_text(text: &str) {
+    println!("{text}");
 }
 
 async fn bench(args: tandem_bench::Args) -> anyhow::Result<()> {

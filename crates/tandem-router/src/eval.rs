@@ -93,6 +93,12 @@ impl TraceEntry {
     pub fn deep_needed(&self) -> bool {
         self.outcomes.deep.success && !self.outcomes.live.success
     }
+
+    /// The cascade's label: the live tier did not solve the task. This is what a gateway observes in
+    /// production (a fast-tier answer failed its verifier), without running both tiers.
+    pub fn live_failed(&self) -> bool {
+        !self.outcomes.live.success
+    }
 }
 
 /// Decode a client request body in any format Tandem serves: Chat Completions, then Responses, then

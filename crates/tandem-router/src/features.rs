@@ -13,11 +13,16 @@
 //!   the *last user message* is the last of them (its non-synthetic parts only).
 //! - *task class and verbs*: the [`KEYWORDS`] table, matched case-insensitively on word starts in the last
 //!   user message, allowing the suffixes `s`, `es`, `ed`, `d`, `ing`, `ings` (so `fail` matches `failing`
-//!   but `port` does not match `portable`); a word followed by `/` is a directory, not a verb. Each hit adds its weight to its class; the class with the
+//!   but `port` does not match `portable`); a word inside a path (`tests/`, `README.md`, `src/config.rs`)
+//!   is not counted. Each hit adds its weight to its class; the class with the
 //!   highest total wins, ties going to the earlier class in [`CLASS_PRIORITY`]; no hit gives `other`.
-//!   Hits marked deep-leaning count in `deep_verbs`, live-leaning ones in `live_verbs`.
+//!   Hits marked deep-leaning count in `deep_verbs`, live-leaning ones in `live_verbs`. Each named file
+//!   also votes with weight 1 for the class its kind suggests ([`file_class`]).
 //! - *files named*: distinct path-like tokens in the last user message (see [`is_path_like`]).
-//! - *tool errors*: tool results that report failure (see [`tool_result_failed`]).
+//! - *task text*: class, verbs and files come from the last real user message, unless it has no keyword
+//!   hit and names no file (a bare steer such as "no, the other one"): then from the real user message
+//!   before it. `last_user_tokens` always measures the last one.
+//! - *tool errors*: tool results that report failure (see [`FeatureExtractor::output_failed`]).
 //! - *interrupts*: user parts starting with `<turn_aborted>` (Codex's interrupt marker) plus
 //!   [`SessionFacts::interrupts`].
 //! - *steers*: real user messages that directly follow a tool result (input added while the agent was
@@ -26,7 +31,7 @@
 use std::fmt;
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::{Deserialize, Serialize, Serializer};
 use tandem_protocol::{ChatRequest, Part, ReasoningEffort, Role};
 
@@ -282,6 +287,7 @@ pub const KEYWORDS: &[Keyword] = &[
     kw("split", Some(C::Refactor), 1, Neutral),
     kw("splitting", Some(C::Refactor), 1, Neutral),
     kw("generalize", Some(C::Refactor), 2, Neutral),
+    kw("replace", Some(C::Refactor), 1, Neutral),
     // Migration.
     kw("migrate", Some(C::Migration), 3, Deep),
     kw("migration", Some(C::Migration), 3, Deep),
@@ -383,11 +389,12 @@ pub const SYNTHETIC_PREFIXES: &[&str] = &[
 /// Codex's interrupt marker.
 const TURN_ABORTED: &str = "<turn_aborted>";
 
-/// Tool-output markers. Exit-status markers are followed by the status; the others mean failure.
+/// Tool-output exit-status markers; each is followed by the status.
 ///
-/// A result fails when the tool flagged it (`is_error`), or when it shows a non-zero exit status, or
-/// when it shows a failure marker and no exit status 0 (an explicit zero status wins over text such as
-/// `error:` in compiler warnings).
+/// A tool result fails when the tool flagged it (`is_error`), or else when the first marker in its text
+/// (exit status or failure marker, scanning from the start) is a non-zero exit status or a failure
+/// marker. Codex prints `Exit code: N` first, so its status decides without reading the output, and a
+/// compiler warning that says `error:` after `Exit code: 0` does not count.
 pub const TOOL_EXIT_MARKERS: &[&str] = &[
     "exit code ",
     "exit code: ",
@@ -459,8 +466,8 @@ const NOT_FILES: &[&str] = &[
 #[derive(Debug)]
 pub struct FeatureExtractor {
     keywords: AhoCorasick,
-    exit_markers: AhoCorasick,
-    failure_markers: AhoCorasick,
+    /// [`TOOL_EXIT_MARKERS`] then [`TOOL_FAILURE_MARKERS`], one automaton.
+    tool_markers: AhoCorasick,
 }
 
 static EXTRACTOR: LazyLock<Option<FeatureExtractor>> = LazyLock::new(FeatureExtractor::build);
@@ -478,19 +485,19 @@ impl FeatureExtractor {
     /// Build the automata for the fixed tables; `None` only if the automaton library refuses them.
     pub fn build() -> Option<Self> {
         let keywords = AhoCorasickBuilder::new()
+            .kind(Some(AhoCorasickKind::DFA))
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
             .build(KEYWORDS.iter().map(|k| k.word))
             .ok()?;
-        let exit_markers = AhoCorasickBuilder::new()
+        let tool_markers = AhoCorasickBuilder::new()
+            .kind(Some(AhoCorasickKind::DFA))
             .match_kind(MatchKind::LeftmostLongest)
-            .build(TOOL_EXIT_MARKERS)
+            .build(TOOL_EXIT_MARKERS.iter().chain(TOOL_FAILURE_MARKERS))
             .ok()?;
-        let failure_markers = AhoCorasick::new(TOOL_FAILURE_MARKERS).ok()?;
         Some(FeatureExtractor {
             keywords,
-            exit_markers,
-            failure_markers,
+            tool_markers,
         })
     }
 
@@ -507,19 +514,38 @@ impl FeatureExtractor {
         f.steers = f.steers.saturating_add(history.steers);
         f.turns = history.turns;
         if let Some(last) = history.last_user.and_then(|i| req.messages.get(i)) {
-            let mut votes = [0u32; 8];
-            let mut files: Vec<&str> = Vec::new();
-            let mut chars = 0usize;
-            for text in real_texts(&last.parts) {
-                chars += text.chars().count();
-                self.scan_keywords(text, &mut votes, &mut f);
-                collect_files(text, &mut files);
-            }
+            let chars: usize = real_texts(&last.parts).map(|t| t.chars().count()).sum();
             f.last_user_tokens = tokens(chars);
-            f.files_named = u32::try_from(files.len()).unwrap_or(u32::MAX);
-            f.task_class = pick_class(&votes);
+            let task = self.scan_task(&last.parts);
+            // A bare steer ("no, the other one") says nothing about the task: use the ask before it.
+            let task = match history.previous_user.and_then(|i| req.messages.get(i)) {
+                Some(previous) if task.is_bare() => self.scan_task(&previous.parts),
+                _ => task,
+            };
+            f.task_class = pick_class(&task.votes);
+            f.files_named = task.files;
+            f.deep_verbs = task.deep_verbs;
+            f.live_verbs = task.live_verbs;
         }
         f
+    }
+
+    /// Keyword votes, verbs and files of one user message's real text.
+    fn scan_task(&self, parts: &[Part]) -> TaskScan {
+        let mut scan = TaskScan::default();
+        let mut files: Vec<&str> = Vec::new();
+        for text in real_texts(parts) {
+            self.scan_keywords(text, &mut scan);
+            collect_files(text, &mut files);
+        }
+        for file in &files {
+            if let Some(class) = file_class(file) {
+                scan.votes[class.index()] += 1;
+                scan.hits += 1;
+            }
+        }
+        scan.files = u32::try_from(files.len()).unwrap_or(u32::MAX);
+        scan
     }
 
     /// Size and session features only (no text scanning).
@@ -583,6 +609,7 @@ impl FeatureExtractor {
         }
         if real_user {
             h.turns += 1;
+            h.previous_user = h.last_user;
             h.last_user = Some(index);
             if h.previous == Some(Role::Tool) {
                 h.steers += 1;
@@ -594,20 +621,22 @@ impl FeatureExtractor {
     /// Whether a tool output reports failure; see [`TOOL_EXIT_MARKERS`].
     pub fn output_failed(&self, content: &str) -> bool {
         let bytes = content.as_bytes();
-        let mut zero = false;
-        for m in self.exit_markers.find_iter(content) {
+        for m in self.tool_markers.find_iter(content) {
+            if m.pattern().as_usize() >= TOOL_EXIT_MARKERS.len() {
+                return true;
+            }
             match bytes.get(m.end()) {
                 Some(b'1'..=b'9') => return true,
                 Some(b'0') if !bytes.get(m.end() + 1).is_some_and(u8::is_ascii_digit) => {
-                    zero = true
+                    return false;
                 }
                 _ => {}
             }
         }
-        !zero && self.failure_markers.is_match(content)
+        false
     }
 
-    fn scan_keywords(&self, text: &str, votes: &mut [u32; 8], f: &mut Features) {
+    fn scan_keywords(&self, text: &str, scan: &mut TaskScan) {
         let bytes = text.as_bytes();
         for m in self.keywords.find_iter(text) {
             if m.start() > 0 && bytes.get(m.start() - 1).is_some_and(is_word_byte) {
@@ -622,19 +651,30 @@ impl FeatureExtractor {
             {
                 continue;
             }
-            // A directory name inside a path (`tests/parser.rs`) is not a verb.
-            if matches!(rest.get(suffix_len), Some(b'/' | b'\\')) {
+            // A word inside a path (`tests/parser.rs`, `README.md`, `src/config.rs`) is not a verb;
+            // the file votes through its kind instead.
+            let after = rest.get(suffix_len).copied();
+            let dotted = after == Some(b'.')
+                && rest
+                    .get(suffix_len + 1)
+                    .is_some_and(u8::is_ascii_alphanumeric);
+            let before = m.start().checked_sub(1).and_then(|i| bytes.get(i)).copied();
+            if matches!(after, Some(b'/' | b'\\'))
+                || dotted
+                || matches!(before, Some(b'/' | b'\\' | b'.'))
+            {
                 continue;
             }
             let Some(keyword) = KEYWORDS.get(m.pattern().as_usize()) else {
                 continue;
             };
+            scan.hits += 1;
             if let Some(class) = keyword.class {
-                votes[class.index()] += keyword.weight;
+                scan.votes[class.index()] += keyword.weight;
             }
             match keyword.lean {
-                Lean::Deep => f.deep_verbs += 1,
-                Lean::Live => f.live_verbs += 1,
+                Lean::Deep => scan.deep_verbs += 1,
+                Lean::Live => scan.live_verbs += 1,
                 Lean::Neutral => {}
             }
         }
@@ -642,9 +682,26 @@ impl FeatureExtractor {
 }
 
 #[derive(Default)]
+struct TaskScan {
+    votes: [u32; 8],
+    hits: u32,
+    deep_verbs: u32,
+    live_verbs: u32,
+    files: u32,
+}
+
+impl TaskScan {
+    /// No keyword and no file: a steer or an acknowledgement rather than a task.
+    fn is_bare(&self) -> bool {
+        self.hits == 0 && self.files == 0
+    }
+}
+
+#[derive(Default)]
 struct History {
     turns: u32,
     last_user: Option<usize>,
+    previous_user: Option<usize>,
     previous: Option<Role>,
     tool_errors: u32,
     last_tool_failed: bool,
@@ -701,6 +758,49 @@ fn collect_files<'a>(text: &'a str, files: &mut Vec<&'a str>) {
             files.push(path);
         }
     }
+}
+
+/// The class a named file votes for (weight 1), see [`file_class`].
+const CONFIG_EXTENSIONS: &[&str] = &["toml", "yaml", "yml", "ini", "cfg", "conf", "env", "lock"];
+
+/// The class a named file votes for, with weight 1: test files (a `test`/`tests`/`spec` directory,
+/// `test_*`, `*_test.*`, `*.test.*`, `*.spec.*`) vote `test`; config and build files (`.toml`, `.yaml`,
+/// `.ini`, ..., `Dockerfile`, `Makefile`, dotfiles, `*config.json`, `package.json`, anything under
+/// `.github/`) vote `config`; documentation (`.md`, `.rst`, `.adoc`, `.txt`) votes `docs`.
+pub fn file_class(path: &str) -> Option<TaskClass> {
+    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    let lower_dirs = path.len() - name.len();
+    let dirs = path.get(..lower_dirs).unwrap_or_default();
+    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
+    let is_test = dirs
+        .split(['/', '\\'])
+        .any(|d| matches!(d, "test" | "tests" | "spec" | "__tests__"))
+        || name.starts_with("test_")
+        || name.contains("_test.")
+        || name.contains(".test.")
+        || name.contains(".spec.");
+    if is_test {
+        return Some(TaskClass::Test);
+    }
+    if CONFIG_EXTENSIONS
+        .iter()
+        .any(|e| e.eq_ignore_ascii_case(ext))
+        || BARE_FILES.contains(&name)
+        || name.ends_with("config.json")
+        || name.ends_with("config.js")
+        || name.ends_with("config.ts")
+        || matches!(name, "package.json" | "requirements.txt" | "CMakeLists.txt")
+        || dirs.starts_with(".github/")
+    {
+        return Some(TaskClass::Config);
+    }
+    if ["md", "rst", "adoc", "txt"]
+        .iter()
+        .any(|e| e.eq_ignore_ascii_case(ext))
+    {
+        return Some(TaskClass::Docs);
+    }
+    None
 }
 
 /// The normalised path if `token` looks like a file path, else `None`.

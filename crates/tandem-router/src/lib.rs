@@ -15,10 +15,10 @@
 
 mod error;
 pub mod eval;
-mod features;
+pub mod features;
 mod router;
 mod rules;
-mod scorer;
+pub mod scorer;
 
 pub use error::{Error, Result};
 pub use eval::{Report, TraceEntry, eval_file, evaluate, explain_request};

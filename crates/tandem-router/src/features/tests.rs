@@ -69,6 +69,34 @@ fn task_class_and_verbs() {
     );
     check_class("it keeps failing", Fix, 0, 0);
     check_class("rename it across the codebase", Rename, 2, 1);
+    // Words inside paths do not count; the named file votes for its kind.
+    check_class("enable the `strict` option in tsconfig.json", Config, 0, 0);
+    check_class("tidy up docs/guide.md", Docs, 0, 0);
+    check_class("look at src/config.rs and tests/it/parse.rs", Test, 0, 0);
+    check_class("replace the status string with an enum", Refactor, 0, 0);
+}
+
+#[test]
+fn file_kinds() {
+    use super::file_class;
+    use TaskClass::*;
+    for (path, class) in [
+        ("tests/it/parse.rs", Some(Test)),
+        ("src/utils/date.test.ts", Some(Test)),
+        ("app/test_orders.py", Some(Test)),
+        ("pkg/server_test.go", Some(Test)),
+        ("Cargo.toml", Some(Config)),
+        (".github/workflows/ci.yml", Some(Config)),
+        ("Dockerfile", Some(Config)),
+        ("tsconfig.json", Some(Config)),
+        ("requirements.txt", Some(Config)),
+        ("README.md", Some(Docs)),
+        ("docs/guide.rst", Some(Docs)),
+        ("src/lib.rs", None),
+        ("src/config.rs", None),
+    ] {
+        assert_eq!(file_class(path), class, "{path}");
+    }
 }
 
 #[track_caller]
@@ -129,7 +157,8 @@ fn tool_output_failures() {
         "Exit code: 0\nwarning: unused\nerror: nothing really",
         false,
     );
-    check_output("Exit code: 0\nthen exit code 3", true);
+    check_output("Exit code: 0\nthen exit code 3", false);
+    check_output("error: linking failed\nexit code 0", true);
     check_output("error[E0308]: mismatched types", true);
     check_output("test result: FAILED. 3 passed; 1 failed", true);
     check_output("Traceback (most recent call last):\n  File \"a.py\"", true);
