@@ -121,28 +121,46 @@ impl Conn {
     }
 
     /// A streamed exchange, timed from just before the request is written; `progress`, when given, is
-    /// increased by each content delta as it arrives.
+    /// increased by each content delta as it arrives. At `deadline` the stream is abandoned and reported as
+    /// unfinished with what it received so far.
     pub(crate) async fn stream(
         &mut self,
         path: &str,
         body: Bytes,
         progress: Option<&AtomicU64>,
+        deadline: Option<tokio::time::Instant>,
     ) -> StreamOutcome {
         let started = Instant::now();
         let mut outcome = StreamOutcome::default();
-        let response = match self.send(Method::POST, path, body).await {
-            Ok(response) => response,
-            Err(err) => {
-                outcome.error = Some(format!("{err:#}"));
-                outcome.total = started.elapsed();
-                return outcome;
-            }
-        };
+        let far = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let deadline = deadline.unwrap_or(far);
+        let response =
+            match tokio::time::timeout_at(deadline, self.send(Method::POST, path, body)).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(err)) => {
+                    outcome.error = Some(format!("{err:#}"));
+                    outcome.total = started.elapsed();
+                    return outcome;
+                }
+                Err(_) => {
+                    self.reset();
+                    outcome.unfinished = true;
+                    outcome.error = Some("no answer by the deadline".to_owned());
+                    outcome.total = started.elapsed();
+                    return outcome;
+                }
+            };
         outcome.status = response.status().as_u16();
         let mut body = response.into_body();
         let mut sse = SseCounter::default();
         loop {
-            match body.frame().await {
+            let Ok(frame) = tokio::time::timeout_at(deadline, body.frame()).await else {
+                self.reset();
+                outcome.unfinished = true;
+                outcome.error = Some("unfinished at the deadline".to_owned());
+                break;
+            };
+            match frame {
                 None => break,
                 Some(Err(err)) => {
                     outcome.error = Some(format!("reading the stream: {err}"));
@@ -216,6 +234,8 @@ pub(crate) struct StreamOutcome {
     pub(crate) done: bool,
     /// `data:` lines that were not JSON chunks.
     pub(crate) bad_events: u64,
+    /// Abandoned at the deadline.
+    pub(crate) unfinished: bool,
     pub(crate) error: Option<String>,
 }
 

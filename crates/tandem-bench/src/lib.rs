@@ -140,11 +140,16 @@ pub struct Report {
     pub json_path: PathBuf,
 }
 
-/// Runs the whole benchmark, stopping (and killing the children) on Ctrl-C.
+/// Runs the whole benchmark, stopping (and killing the children) on Ctrl-C, SIGTERM or SIGHUP.
 pub async fn run(args: Args) -> anyhow::Result<Report> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
     tokio::select! {
         result = run_inner(args) => result,
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+        _ = term.recv() => anyhow::bail!("terminated"),
+        _ = hangup.recv() => anyhow::bail!("hung up"),
     }
 }
 

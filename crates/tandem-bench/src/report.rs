@@ -202,7 +202,7 @@ pub(crate) fn goals(results: &Results) -> Vec<Goal> {
         (Some(t), Some(l), Some(ratio)) => Goal {
             name: "tandem's added p99 latency at least 10× lower than LiteLLM's",
             measured: format!(
-                "tandem {}, LiteLLM {} ms: {}",
+                "tandem {} ms, LiteLLM {} ms: {}",
                 signed(t),
                 signed(l),
                 ratio.text()
@@ -384,9 +384,9 @@ pub(crate) fn markdown(results: &Results) -> String {
         s.concurrency, s.concurrent_tokens
     ));
     let conc = &results.concurrent;
-    let okerr = |x: &Concurrent| format!("{} / {}", x.ok, x.errors);
+    let okerr = |x: &Concurrent| format!("{} / {} / {}", x.ok, x.errors, x.unfinished);
     table.row(
-        "streams ok / errors",
+        "streams ok / failed / unfinished at the deadline",
         conc.direct.as_ref().map(okerr),
         conc.tandem.as_ref().map(okerr),
         conc.litellm.as_ref().map(okerr),
@@ -414,7 +414,15 @@ pub(crate) fn markdown(results: &Results) -> String {
         ("TTFT p50 under load (ms)", p50 as fn(&Summary) -> f64),
         ("TTFT p99 under load (ms)", p99),
     ] {
-        let cell = |x: &Concurrent| (x.ttft_ms.count > 0).then(|| ms(pick(&x.ttft_ms)));
+        let cell = |x: &Concurrent| {
+            let n = x.ttft_ms.count;
+            let value = ms(pick(&x.ttft_ms));
+            match n {
+                0 => None,
+                n if n < x.streams as usize => Some(format!("{value} (of {n} started)")),
+                _ => Some(value),
+            }
+        };
         table.row(
             label,
             conc.direct.as_ref().and_then(cell),
@@ -603,8 +611,8 @@ fn problems(out: &mut String, results: &Results) {
             && let Some(e) = &x.first_error
         {
             lines.push(format!(
-                "{label}, concurrent: {} errors ({} timeouts), first: {e}",
-                x.errors, x.timeouts
+                "{label}, concurrent: {} failed, {} unfinished at the deadline; first: {e}",
+                x.errors, x.unfinished
             ));
         }
     }

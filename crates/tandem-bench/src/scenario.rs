@@ -181,8 +181,11 @@ async fn one(
     plan: &SequentialPlan,
 ) -> Result<(f64, Option<f64>), String> {
     if plan.stream {
-        let Ok(outcome) =
-            tokio::time::timeout(plan.request_timeout, conn.stream(PATH, body.clone(), None)).await
+        let Ok(outcome) = tokio::time::timeout(
+            plan.request_timeout,
+            conn.stream(PATH, body.clone(), None, None),
+        )
+        .await
         else {
             conn.reset();
             return Err(format!("no answer within {:?}", plan.request_timeout));
@@ -235,18 +238,11 @@ pub(crate) async fn single(target: &Target, tokens: u32, budget: Duration) -> Si
         }
     };
     let warm = target.body(&upstream_model(16, 0.0), true);
-    let _ = tokio::time::timeout(budget, conn.stream(PATH, warm, None)).await;
+    let _ = tokio::time::timeout(budget, conn.stream(PATH, warm, None, None)).await;
     let body = target.body(&upstream_model(tokens, 0.0), true);
-    let received = AtomicU64::new(0);
-    let Ok(outcome) = tokio::time::timeout(budget, conn.stream(PATH, body, Some(&received))).await
-    else {
-        // Report the pace of what did arrive.
-        result.received = received.load(Ordering::Relaxed);
-        result.seconds = budget.as_secs_f64();
-        result.tokens_per_sec = result.received as f64 / result.seconds;
-        result.error = Some(format!("timed out after {budget:?}"));
-        return result;
-    };
+    let deadline = tokio::time::Instant::now() + budget;
+    // An unfinished stream reports the pace of what did arrive.
+    let outcome = conn.stream(PATH, body, None, Some(deadline)).await;
     result.received = outcome.deltas;
     result.seconds = outcome.total.as_secs_f64();
     result.ttft_ms = outcome.ttft.map(ms);
@@ -263,8 +259,10 @@ pub(crate) struct Concurrent {
     pub(crate) streams: u32,
     pub(crate) tokens_each: u32,
     pub(crate) ok: u64,
+    /// Streams that failed: no connection, an error status, a broken or wrong answer.
     pub(crate) errors: u64,
-    pub(crate) timeouts: u64,
+    /// Streams still running at the scenario's deadline (not counted in `errors`).
+    pub(crate) unfinished: u64,
     pub(crate) first_error: Option<String>,
     pub(crate) wall_s: f64,
     pub(crate) tokens: u64,
@@ -308,7 +306,8 @@ pub(crate) async fn concurrent(target: &Target, plan: &ConcurrentPlan) -> Concur
         }
     }
     let body = target.body(&upstream_model(plan.tokens, plan.rate), true);
-    let (go, gate) = watch::channel(false);
+    // The gate opens with the deadline of every stream.
+    let (go, gate) = watch::channel(None::<tokio::time::Instant>);
     // Content deltas received so far by all streams, finished or not.
     let received = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
@@ -317,8 +316,11 @@ pub(crate) async fn concurrent(target: &Target, plan: &ConcurrentPlan) -> Concur
         let mut gate = gate.clone();
         let received = Arc::clone(&received);
         tasks.spawn(async move {
-            let _ = gate.wait_for(|open| *open).await;
-            let outcome = conn.stream(PATH, body, Some(&received)).await;
+            let deadline = match gate.wait_for(Option::is_some).await {
+                Ok(deadline) => *deadline,
+                Err(_) => None,
+            };
+            let outcome = conn.stream(PATH, body, Some(&received), deadline).await;
             (outcome, Instant::now())
         });
     }
@@ -327,21 +329,19 @@ pub(crate) async fn concurrent(target: &Target, plan: &ConcurrentPlan) -> Concur
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
     let deadline = tokio::time::Instant::from_std(started + plan.budget);
-    let _ = go.send(true);
+    let _ = go.send(Some(deadline));
     let mut ttfts = Vec::with_capacity(plan.streams as usize);
     let mut last_end = started;
+    // The streams stop themselves at the deadline; this is only a safety net.
+    let backstop = deadline + Duration::from_secs(10);
     loop {
-        let joined = match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+        let joined = match tokio::time::timeout_at(backstop, tasks.join_next()).await {
             Ok(Some(joined)) => joined,
             Ok(None) => break,
             Err(_) => {
                 let left = tasks.len() as u64;
                 tasks.abort_all();
-                result.timeouts += left;
-                result.errors += left;
-                result.first_error.get_or_insert_with(|| {
-                    format!("{left} streams unfinished after {:?}", plan.budget)
-                });
+                result.unfinished += left;
                 last_end = Instant::now();
                 break;
             }
@@ -357,10 +357,22 @@ pub(crate) async fn concurrent(target: &Target, plan: &ConcurrentPlan) -> Concur
         if let Some(ttft) = outcome.ttft {
             ttfts.push(ms(ttft));
         }
+        if outcome.unfinished {
+            result.unfinished += 1;
+            continue;
+        }
         match outcome.check(plan.tokens) {
             Ok(()) => result.ok += 1,
             Err(err) => note(&mut result, err),
         }
+    }
+    if result.unfinished > 0 {
+        result.first_error.get_or_insert_with(|| {
+            format!(
+                "{} streams unfinished after {:?}",
+                result.unfinished, plan.budget
+            )
+        });
     }
     result.tokens = received.load(Ordering::Relaxed);
     let wall = last_end.duration_since(started).as_secs_f64();

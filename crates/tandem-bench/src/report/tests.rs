@@ -69,7 +69,10 @@ fn goals_use_added_percentiles() {
     let goals = goals(&results());
     let verdicts: Vec<_> = goals.iter().map(|g| g.pass).collect();
     assert_eq!(verdicts, [Some(true), Some(true), Some(true), Some(true)]);
-    assert_eq!(goals[0].measured, "tandem +0.200, LiteLLM +15.00 ms: 75.0×");
+    assert_eq!(
+        goals[0].measured,
+        "tandem +0.200 ms, LiteLLM +15.00 ms: 75.0×"
+    );
     assert_eq!(goals[1].measured, "+0.200 ms");
 }
 
