@@ -5,6 +5,9 @@
 pub enum ErrorKind {
     /// The client sent something malformed or unsupported (400).
     BadRequest,
+    /// The request carries no valid credentials: a missing, unknown, expired or revoked API key, or a
+    /// bearer token that failed validation (401).
+    Unauthorized,
     /// The requested model or resource does not exist (404).
     NotFound,
     /// The request body is larger than the configured limit (413).
@@ -31,6 +34,7 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::BadRequest | ErrorKind::Denied => 400,
+            ErrorKind::Unauthorized => 401,
             ErrorKind::NotFound => 404,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::QuotaExceeded => 429,

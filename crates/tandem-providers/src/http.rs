@@ -46,7 +46,8 @@ pub struct HttpProviderConfig {
 pub struct HttpProvider {
     config: HttpProviderConfig,
     client: reqwest::Client,
-    url: String,
+    /// Parsed once: re-parsing the URL on every request showed in profiles.
+    url: reqwest::Url,
 }
 
 impl HttpProvider {
@@ -66,6 +67,10 @@ impl HttpProvider {
             UpstreamKind::OpenAi => format!("{base}/chat/completions"),
             UpstreamKind::Anthropic => format!("{base}/messages"),
         };
+        let url = reqwest::Url::parse(&url).map_err(|err| Error::Config {
+            provider: config.name.clone(),
+            message: format!("base_url `{}`: {err}", config.base_url),
+        })?;
         Ok(HttpProvider {
             config,
             client,
@@ -84,7 +89,7 @@ impl HttpProvider {
     async fn send(&self, req: &ChatRequest, upstream_model: &str) -> Result<reqwest::Response> {
         let name = &self.config.name;
         let body = self.body(req, upstream_model);
-        let mut builder = self.client.post(&self.url).json(&body);
+        let mut builder = self.client.post(self.url.clone()).json(&body);
         match self.config.kind {
             UpstreamKind::OpenAi => {
                 if let Some(key) = &self.config.api_key {

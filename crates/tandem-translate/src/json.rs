@@ -17,6 +17,8 @@ pub(crate) fn from_slice<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
 }
 
 /// Decode an upstream body, mapping failures to [`Error::Upstream`].
+/// This runs once per streamed chunk, so it skips path tracking; the path is worked out only on failure.
 pub(crate) fn upstream_from_slice<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    from_slice(body).map_err(|err| Error::Upstream(err.to_string()))
+    serde_json::from_slice(body)
+        .or_else(|_| from_slice(body).map_err(|err| Error::Upstream(err.to_string())))
 }

@@ -161,6 +161,7 @@ pub fn encode_response(resp: &ChatResponse, ctx: &EncodeContext<'_>) -> Value {
 pub(super) fn error_type(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::BadRequest => "invalid_request_error",
+        ErrorKind::Unauthorized => "authentication_error",
         ErrorKind::NotFound => "not_found_error",
         ErrorKind::PayloadTooLarge => "request_too_large",
         ErrorKind::Denied => "permission_error",

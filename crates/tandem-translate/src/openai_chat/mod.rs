@@ -299,6 +299,7 @@ pub fn encode_response(resp: &ChatResponse, ctx: &EncodeContext) -> Value {
 pub fn error_body(kind: ErrorKind, message: &str) -> Value {
     let (kind_str, code) = match kind {
         ErrorKind::BadRequest => ("invalid_request_error", Value::Null),
+        ErrorKind::Unauthorized => ("invalid_request_error", json!("invalid_api_key")),
         ErrorKind::NotFound => ("invalid_request_error", json!("model_not_found")),
         ErrorKind::PayloadTooLarge => ("invalid_request_error", json!("request_too_large")),
         ErrorKind::Denied => ("invalid_request_error", json!("policy_denied")),
@@ -428,6 +429,20 @@ impl Encoder {
         sse::frame(None, &data)
     }
 
+    /// The hot path: one text or reasoning delta, written straight into `out` without building a JSON tree.
+    fn delta_chunk(&self, out: &mut String, field: &str, text: &str) {
+        out.push_str("data: ");
+        out.push_str(&self.prefix);
+        out.push_str("\"choices\":[{\"index\":0,\"delta\":{\"");
+        out.push_str(field);
+        out.push_str("\":");
+        match serde_json::to_string(text) {
+            Ok(quoted) => out.push_str(&quoted),
+            Err(_) => out.push_str("\"\""),
+        }
+        out.push_str("},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+    }
+
     fn start(&mut self, out: &mut String) {
         if !self.started {
             self.started = true;
@@ -442,11 +457,9 @@ impl StreamEncoder for Encoder {
         self.start(&mut out);
         match event {
             StreamEvent::Start { .. } | StreamEvent::ReasoningSignature(_) => {}
-            StreamEvent::TextDelta(text) => {
-                out.push_str(&self.chunk(json!({"content": text}), None))
-            }
+            StreamEvent::TextDelta(text) => self.delta_chunk(&mut out, "content", text),
             StreamEvent::ReasoningDelta(text) => {
-                out.push_str(&self.chunk(json!({"reasoning_content": text}), None));
+                self.delta_chunk(&mut out, "reasoning_content", text);
             }
             StreamEvent::ToolCallStart { index, id, name } => {
                 let delta = json!({"tool_calls": [{"index": index, "id": id, "type": "function",

@@ -394,6 +394,7 @@ fn failure_code(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::QuotaExceeded => "insufficient_quota",
         ErrorKind::BadRequest
+        | ErrorKind::Unauthorized
         | ErrorKind::NotFound
         | ErrorKind::PayloadTooLarge
         | ErrorKind::Denied => "invalid_prompt",
