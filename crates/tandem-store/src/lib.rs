@@ -5,9 +5,11 @@
 //! Architecture invariant: this crate knows SQL and files, nothing about HTTP or providers.
 
 mod error;
+mod governance;
 mod sqlite;
 
 pub use error::{Error, Result};
+pub use governance::{BudgetRow, KeyRow};
 pub use sqlite::Store;
 use tandem_protocol::Usage;
 

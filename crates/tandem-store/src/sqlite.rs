@@ -33,6 +33,25 @@ CREATE TABLE IF NOT EXISTS requests (
     route TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_started ON requests(started_at_ms);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    user TEXT NOT NULL,
+    team TEXT,
+    project TEXT,
+    created_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER,
+    revoked_at_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS budget_usage (
+    rule TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    window_start_ms INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    requests INTEGER NOT NULL,
+    PRIMARY KEY (rule, scope, window_start_ms)
+);
 ";
 
 /// Records waiting for the writer; beyond this the request path drops records with a warning rather than block.
@@ -54,6 +73,8 @@ enum Msg {
 pub struct Store {
     path: PathBuf,
     tx: SyncSender<Msg>,
+    /// Idle read connections, reused so per-request lookups (API keys) skip opening the file.
+    readers: std::sync::Mutex<Vec<Connection>>,
 }
 
 impl Store {
@@ -77,7 +98,11 @@ impl Store {
                 path: dir.to_owned(),
                 source,
             })?;
-        Ok(Store { path, tx })
+        Ok(Store {
+            path,
+            tx,
+            readers: std::sync::Mutex::new(Vec::new()),
+        })
     }
 
     /// Queue a record for writing. Never blocks; a full queue drops the record and logs an error.
@@ -156,6 +181,31 @@ impl Store {
         let conn = Connection::open(&self.path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(conn)
+    }
+
+    /// Run `f` on a pooled connection (opened on first use, returned to the pool afterwards).
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => self.reader()?,
+        };
+        let result = f(&conn).map_err(Error::from);
+        let mut pool = self
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        result
     }
 }
 
