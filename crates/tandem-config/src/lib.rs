@@ -102,6 +102,19 @@ pub struct RouterSettings {
     pub max_sessions: usize,
 }
 
+/// Authentication settings.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    /// Requests without credentials pass as `anonymous` (true when the file has no [auth] table).
+    pub anonymous: bool,
+    /// Tandem API keys are accepted.
+    pub api_keys: bool,
+    /// OIDC bearer tokens are accepted.
+    pub oidc: Option<tandem_auth::OidcConfig>,
+    /// The admin API token; the admin API is off without one.
+    pub admin_token: Option<SecretString>,
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -117,6 +130,18 @@ pub struct Config {
     pub tiers: Vec<TierConfig>,
     /// The `auto` router, when tiers are configured.
     pub router: Option<RouterSettings>,
+    /// Who may call.
+    pub auth: AuthSettings,
+    /// The Cedar policy file, when configured (reloaded by the server when it changes).
+    pub policy_file: Option<PathBuf>,
+    /// The policy in force at load: the file's, or the embedded allow-all default.
+    pub policy: std::sync::Arc<tandem_policy::Policy>,
+    /// Token and cost budgets.
+    pub budgets: Vec<tandem_budget::BudgetRule>,
+    /// Rate limits.
+    pub limits: Vec<tandem_budget::RateRule>,
+    /// Prices per `provider/model` (`provider/*` and `*` as fallbacks).
+    pub prices: std::collections::HashMap<String, tandem_budget::Price>,
     /// Things worth telling the operator that do not stop the server (e.g. an unset key variable).
     pub warnings: Vec<String>,
 }
@@ -135,6 +160,47 @@ struct ConfigToml {
     tiers: toml::Table,
     #[serde(default)]
     router: Option<RouterToml>,
+    #[serde(default)]
+    auth: Option<AuthToml>,
+    #[serde(default)]
+    policy: Option<PolicyToml>,
+    #[serde(default)]
+    budgets: Vec<tandem_budget::BudgetRule>,
+    #[serde(default)]
+    limits: Vec<tandem_budget::RateRule>,
+    #[serde(default)]
+    prices: std::collections::HashMap<String, tandem_budget::Price>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthToml {
+    /// Let requests without credentials through as the `anonymous` user.
+    anonymous: Option<bool>,
+    /// Accept Tandem API keys (`tdm_…`).
+    api_keys: Option<bool>,
+    /// Environment variable holding the admin API token.
+    admin_token_env: Option<String>,
+    oidc: Option<OidcToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OidcToml {
+    issuer: String,
+    audience: String,
+    jwks_uri: Option<String>,
+    user_claim: Option<String>,
+    groups_claim: Option<String>,
+    project_claim: Option<String>,
+    leeway_s: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyToml {
+    /// Cedar policy file; relative paths are relative to the config file.
+    file: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,6 +409,26 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
     }
     let tiers = parse_tiers(raw.tiers, &names, &invalid)?;
     let router = parse_router(raw.router, &tiers, &invalid)?;
+    let auth = parse_auth(raw.auth, env, &mut warnings, &invalid)?;
+    let base_dir = match &source {
+        Source::File(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        Source::Embedded => PathBuf::new(),
+    };
+    let policy_file = raw.policy.map(|p| base_dir.join(p.file));
+    let policy = match &policy_file {
+        Some(path) => load_policy(path)?,
+        None => {
+            tandem_policy::Policy::parse(tandem_policy::DEFAULT_POLICY, "embedded default policy")
+                .map_err(|err| invalid(format!("embedded policy: {err}")))?
+        }
+    };
+    tandem_budget::Ledger::new(raw.budgets.clone(), raw.limits.clone())
+        .map_err(|err| invalid(format!("budgets/limits: {err}")))?;
+    for (backend, price) in &raw.prices {
+        price
+            .validate()
+            .map_err(|err| invalid(format!("prices.\"{backend}\": {err}")))?;
+    }
     Ok(Config {
         source,
         server,
@@ -350,7 +436,82 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
         models,
         tiers,
         router,
+        auth,
+        policy_file,
+        policy: std::sync::Arc::new(policy),
+        budgets: raw.budgets,
+        limits: raw.limits,
+        prices: raw.prices,
         warnings,
+    })
+}
+
+/// Read and validate a Cedar policy file.
+pub fn load_policy(path: &Path) -> Result<tandem_policy::Policy> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    tandem_policy::Policy::parse(&text, &path.display().to_string()).map_err(|err| Error::Invalid {
+        source_name: path.display().to_string(),
+        message: err.to_string(),
+    })
+}
+
+fn parse_auth(
+    raw: Option<AuthToml>,
+    env: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+    invalid: &dyn Fn(String) -> Error,
+) -> Result<AuthSettings> {
+    let Some(raw) = raw else {
+        return Ok(AuthSettings {
+            anonymous: true,
+            api_keys: true,
+            oidc: None,
+            admin_token: env("TANDEM_ADMIN_TOKEN")
+                .filter(|t| !t.is_empty())
+                .map(SecretString::from),
+        });
+    };
+    let admin_var = raw
+        .admin_token_env
+        .unwrap_or_else(|| "TANDEM_ADMIN_TOKEN".to_owned());
+    let admin_token = env(&admin_var)
+        .filter(|t| !t.is_empty())
+        .map(SecretString::from);
+    if admin_token.is_none() {
+        warnings.push(format!(
+            "auth: `{admin_var}` is not set; the admin API is disabled"
+        ));
+    }
+    let oidc = match raw.oidc {
+        None => None,
+        Some(o) => {
+            if !(o.issuer.starts_with("http://") || o.issuer.starts_with("https://")) {
+                return Err(invalid(format!(
+                    "auth.oidc.issuer `{}` must be an http(s) URL",
+                    o.issuer
+                )));
+            }
+            let mut config = tandem_auth::OidcConfig::new(o.issuer, o.audience);
+            config.jwks_uri = o.jwks_uri;
+            if let Some(claim) = o.user_claim {
+                config.user_claim = claim;
+            }
+            config.groups_claim = o.groups_claim;
+            config.project_claim = o.project_claim;
+            if let Some(leeway) = o.leeway_s {
+                config.leeway_s = leeway;
+            }
+            Some(config)
+        }
+    };
+    Ok(AuthSettings {
+        anonymous: raw.anonymous.unwrap_or(false),
+        api_keys: raw.api_keys.unwrap_or(true),
+        oidc,
+        admin_token,
     })
 }
 

@@ -32,6 +32,12 @@ pub enum Error {
     /// The pipeline was built without providers.
     #[error("no providers are configured")]
     NoProviders,
+    /// A policy refused the request; the message names the policy.
+    #[error("{0}")]
+    Denied(String),
+    /// A budget or rate limit is spent; the message names it.
+    #[error("{0}")]
+    Quota(tandem_budget::Exceeded),
     /// The upstream call failed.
     #[error(transparent)]
     Provider(#[from] tandem_providers::Error),
@@ -47,6 +53,8 @@ impl Error {
             Error::EmptyModel => ErrorKind::BadRequest,
             Error::UnknownProvider(_) | Error::UnknownTier(_) => ErrorKind::NotFound,
             Error::NoRouter => ErrorKind::BadRequest,
+            Error::Denied(_) => ErrorKind::Denied,
+            Error::Quota(_) => ErrorKind::QuotaExceeded,
             Error::AllTargetsOpen => ErrorKind::Unavailable,
             Error::NoProviders | Error::NoTargets(_) | Error::Router(_) | Error::Store(_) => {
                 ErrorKind::Internal

@@ -12,6 +12,9 @@ use tandem_store::{Outcome, RequestRecord, Store};
 
 use crate::elapsed_ms;
 
+/// Called once with the final record of a stream.
+pub(crate) type OnClose = Box<dyn FnOnce(&RequestRecord) + Send>;
+
 /// The upstream's events, passed through unchanged, with usage, time to first token and outcome recorded.
 ///
 /// The record is written when the stream ends, when it yields an error, or when it is dropped early
@@ -23,8 +26,8 @@ pub struct MeteredStream {
     started: Instant,
     store: Arc<Store>,
     deltas: u64,
-    /// Run once if the client cuts the stream off (counts an interrupt on the session).
-    on_cancel: Option<Box<dyn FnOnce() + Send>>,
+    /// Run once when the record is final (settles the budget reservation, counts interrupts).
+    on_close: Option<OnClose>,
 }
 
 impl MeteredStream {
@@ -33,7 +36,7 @@ impl MeteredStream {
         record: RequestRecord,
         started: Instant,
         store: Arc<Store>,
-        on_cancel: Option<Box<dyn FnOnce() + Send>>,
+        on_close: Option<OnClose>,
     ) -> Self {
         MeteredStream {
             inner,
@@ -41,7 +44,7 @@ impl MeteredStream {
             started,
             store,
             deltas: 0,
-            on_cancel,
+            on_close,
         }
     }
 
@@ -82,12 +85,10 @@ impl MeteredStream {
         if !record.usage_exact {
             record.usage.output_tokens = self.deltas;
         }
-        self.store.record(record);
-        if outcome == Outcome::Cancelled
-            && let Some(on_cancel) = self.on_cancel.take()
-        {
-            on_cancel();
+        if let Some(on_close) = self.on_close.take() {
+            on_close(&record);
         }
+        self.store.record(record);
     }
 }
 

@@ -10,7 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
+use std::sync::RwLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use futures::StreamExt;
+use tandem_budget::{Estimate, Ledger, Prices, Reservation, Scope};
+use tandem_policy::{Action, Policy, Principal, Query};
 use tandem_protocol::{ChatRequest, ChatResponse, ErrorKind, Part, Role, StreamEvent, Usage};
 use tandem_providers::{EventStream, Provider};
 use tandem_router::{Router, RouterConfig, SessionFacts};
@@ -45,6 +50,12 @@ pub struct CoreConfig {
     pub session_ttl: Duration,
     /// Most sessions remembered.
     pub max_sessions: usize,
+    /// The Cedar policy (the embedded allow-all default when none is configured).
+    pub policy: Arc<Policy>,
+    /// Budgets and rate limits (a ledger without rules admits everything).
+    pub ledger: Ledger,
+    /// Prices per backend, for cost budgets and records.
+    pub prices: Prices,
 }
 
 /// The pace a client asked for with the `x-tandem-pace` header.
@@ -63,6 +74,8 @@ pub struct Hints {
     pub pace: Option<Pace>,
     /// The client reported a failed check (`x-tandem-signal: check-failed`).
     pub failure_signal: bool,
+    /// Who is asking; `None` is the anonymous user.
+    pub principal: Option<Principal>,
 }
 
 /// Where a request goes: targets in attempt order and the routing explanation so far.
@@ -84,6 +97,9 @@ pub struct Core {
     deep_tier: Option<String>,
     sessions: Arc<Sessions>,
     store: Arc<Store>,
+    policy: RwLock<Arc<Policy>>,
+    ledger: Ledger,
+    prices: Arc<Prices>,
 }
 
 impl std::fmt::Debug for Core {
@@ -182,7 +198,117 @@ impl Core {
             deep_tier,
             sessions: Arc::new(Sessions::new(config.session_ttl, config.max_sessions)),
             store,
+            policy: RwLock::new(config.policy),
+            ledger: config.ledger,
+            prices: Arc::new(config.prices),
         })
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(
+            &self
+                .policy
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Replace the policy (after it parsed and validated); requests already admitted are not affected.
+    pub fn set_policy(&self, policy: Arc<Policy>) {
+        *self
+            .policy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = policy;
+    }
+
+    /// The budget ledger (for the admin API and persistence).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Check policy and budgets for a planned request: tools first, then each target (targets the principal
+    /// may not use are dropped), then reserve the budget estimate. Deny-by-default; every deny names its policy.
+    fn admit(
+        &self,
+        req: &ChatRequest,
+        hints: &Hints,
+        api: &str,
+        plan: &mut Plan,
+    ) -> Result<Option<Reservation>> {
+        let principal = hints.principal.clone().unwrap_or_else(|| Principal {
+            user: "anonymous".to_owned(),
+            groups: Vec::new(),
+            project: None,
+            key_id: None,
+        });
+        let policy = self.policy();
+        let context_tokens = estimate_prompt_tokens(req);
+        let query = |action: Action| Query {
+            principal: principal.clone(),
+            action,
+            context_tokens,
+            tools: u32::try_from(req.tools.len()).unwrap_or(u32::MAX),
+            api: api.to_owned(),
+            stream: req.stream,
+        };
+        for tool in &req.tools {
+            let decision = policy.evaluate(&query(Action::UseTool {
+                name: tool.name.clone(),
+            }));
+            if !decision.allowed {
+                return Err(Error::Denied(decision.reason));
+            }
+        }
+        let mut first_denial = None;
+        let mut allowed = Vec::with_capacity(plan.targets.len());
+        for target in plan.targets.drain(..) {
+            let decision = policy.evaluate(&query(Action::UseModel {
+                tier: plan.info.tier.clone(),
+                provider: target.provider.name().to_owned(),
+                model: target.model.clone(),
+                alias: req.model.clone(),
+            }));
+            if decision.allowed {
+                allowed.push(target);
+            } else {
+                plan.info.attempts.push(Attempt {
+                    target: target.backend.clone(),
+                    error: Some(decision.reason.clone()),
+                });
+                first_denial.get_or_insert(decision.reason);
+            }
+        }
+        plan.targets = allowed;
+        let Some(first) = plan.targets.first() else {
+            return Err(Error::Denied(
+                first_denial.unwrap_or_else(|| "denied: no target is allowed".to_owned()),
+            ));
+        };
+        if !self.ledger.has_rules() {
+            return Ok(None);
+        }
+        let mut scopes = vec![Scope::User(principal.user.clone())];
+        scopes.extend(principal.groups.iter().cloned().map(Scope::Team));
+        scopes.extend(principal.project.clone().map(Scope::Project));
+        scopes.extend(principal.key_id.clone().map(Scope::Key));
+        let output = req
+            .max_output_tokens
+            .map_or(Estimate::DEFAULT_OUTPUT_RESERVE, u64::from);
+        let estimate = Estimate::priced(&self.prices, &first.backend, context_tokens, output);
+        self.ledger
+            .reserve(&scopes, &estimate, now_ms())
+            .map(Some)
+            .map_err(Error::Quota)
+    }
+
+    /// Charge what an answer really used.
+    fn settle(&self, reservation: Option<Reservation>, backend: &str, usage: &Usage) {
+        if let Some(reservation) = reservation {
+            let cost = self.prices.cost(backend, usage);
+            self.ledger
+                .settle(reservation, usage.total_tokens(), cost, now_ms());
+        }
     }
 
     /// Model names to list on `/v1/models`: tier aliases, plain aliases, `auto`, then `provider/*`.
@@ -357,6 +483,13 @@ impl Core {
                 return Err(err);
             }
         };
+        let mut reservation = match self.admit(req, hints, exchange.api.as_str(), &mut plan) {
+            Ok(reservation) => reservation,
+            Err(err) => {
+                self.record_failure(exchange, req, Some(&plan.info), &err);
+                return Err(err);
+            }
+        };
         let mut last_err = None;
         for target in plan.targets.clone() {
             let now = Instant::now();
@@ -379,6 +512,7 @@ impl Core {
                 match result {
                     Ok(mut resp) => {
                         target.succeeded();
+                        self.settle(reservation.take(), &target.backend, &resp.usage);
                         reasoning::tag_response(&target.backend, &mut resp);
                         plan.info.target = target.backend.clone();
                         plan.info.attempts.push(Attempt {
@@ -398,6 +532,7 @@ impl Core {
                             error: Some(err.to_string()),
                         });
                         if !retryable(&err) {
+                            self.settle(reservation.take(), "", &Usage::default());
                             let err = Error::Provider(err);
                             self.record_failure(exchange, req, Some(&plan.info), &err);
                             return Err(err);
@@ -408,6 +543,7 @@ impl Core {
                 }
             }
         }
+        self.settle(reservation.take(), "", &Usage::default());
         let err = last_err.map_or(Error::AllTargetsOpen, Error::Provider);
         self.record_failure(exchange, req, Some(&plan.info), &err);
         Err(err)
@@ -425,6 +561,13 @@ impl Core {
             Ok(plan) => plan,
             Err(err) => {
                 self.record_failure(exchange, req, None, &err);
+                return Err(err);
+            }
+        };
+        let mut reservation = match self.admit(req, hints, exchange.api.as_str(), &mut plan) {
+            Ok(reservation) => reservation,
+            Err(err) => {
+                self.record_failure(exchange, req, Some(&plan.info), &err);
                 return Err(err);
             }
         };
@@ -463,18 +606,30 @@ impl Core {
                             200,
                             None,
                         );
-                        let on_cancel = req.session.clone().map(|key| {
-                            let sessions = Arc::clone(&self.sessions);
-                            Box::new(move || {
+                        let session = req.session.clone();
+                        let sessions = Arc::clone(&self.sessions);
+                        let ledger = self.ledger.clone();
+                        let prices = Arc::clone(&self.prices);
+                        let backend = target.backend.clone();
+                        let held = reservation.take();
+                        let on_close: crate::meter::OnClose = Box::new(move |record| {
+                            // A stream cut off by the client is charged for what was streamed.
+                            if let Some(held) = held {
+                                let cost = prices.cost(&backend, &record.usage);
+                                ledger.settle(held, record.usage.total_tokens(), cost, now_ms());
+                            }
+                            if record.outcome == Outcome::Cancelled
+                                && let Some(key) = session
+                            {
                                 sessions.update(&key, Instant::now(), |s| s.interrupts += 1);
-                            }) as Box<dyn FnOnce() + Send>
+                            }
                         });
                         let metered = MeteredStream::new(
                             events,
                             record,
                             exchange.started,
                             Arc::clone(&self.store),
-                            on_cancel,
+                            Some(on_close),
                         );
                         return Ok((metered, plan.info));
                     }
@@ -484,6 +639,7 @@ impl Core {
                             error: Some(err.to_string()),
                         });
                         if !retryable(&err) {
+                            self.settle(reservation.take(), "", &Usage::default());
                             let err = Error::Provider(err);
                             self.record_failure(exchange, req, Some(&plan.info), &err);
                             return Err(err);
@@ -494,6 +650,7 @@ impl Core {
                 }
             }
         }
+        self.settle(reservation.take(), "", &Usage::default());
         let err = last_err.map_or(Error::AllTargetsOpen, Error::Provider);
         self.record_failure(exchange, req, Some(&plan.info), &err);
         Err(err)
@@ -631,4 +788,27 @@ fn task_fingerprint(req: &ChatRequest) -> (u64, usize) {
         }
     }
     (hasher.finish(), req.messages.len())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Prompt size in tokens, estimated as characters / 4 of all text (the same rule the router uses).
+fn estimate_prompt_tokens(req: &ChatRequest) -> u64 {
+    let mut chars = 0usize;
+    for message in &req.messages {
+        for part in &message.parts {
+            chars += match part {
+                Part::Text(t) => t.len(),
+                Part::ToolCall { arguments, .. } => arguments.len(),
+                Part::ToolResult { content, .. } => content.len(),
+                Part::Reasoning { text, .. } => text.len(),
+                Part::Image { .. } => 0,
+            };
+        }
+    }
+    u64::try_from(chars.div_ceil(4)).unwrap_or(u64::MAX)
 }

@@ -21,6 +21,12 @@ pub enum Error {
     /// The pipeline could not be assembled or flushed.
     #[error(transparent)]
     Core(#[from] tandem_core::Error),
+    /// The authenticator could not be built.
+    #[error(transparent)]
+    Auth(tandem_auth::Error),
+    /// Budgets or limits are invalid.
+    #[error("budgets: {0}")]
+    Budget(tandem_budget::Error),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(#[source] std::io::Error),

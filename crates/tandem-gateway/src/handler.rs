@@ -55,6 +55,10 @@ async fn exchange<F: ClientFormat>(state: AppState, headers: HeaderMap, body: Bo
         state.core.record_rejected(&exchange, "", kind, &message);
         ApiError::new::<F>(kind, message, &id).into_response()
     };
+    let principal = match authenticate(&state, &headers).await {
+        Ok(principal) => principal,
+        Err(err) => return reject(err.kind(), err.to_string()),
+    };
     let bytes = match read_body(body, &headers, state.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err((kind, message)) => return reject(kind, message),
@@ -66,10 +70,11 @@ async fn exchange<F: ClientFormat>(state: AppState, headers: HeaderMap, body: Bo
     if req.session.is_none() {
         req.session = session_header(&headers);
     }
-    let hints = match hints(&headers) {
+    let mut hints = match hints(&headers) {
         Ok(hints) => hints,
         Err(message) => return reject(ErrorKind::BadRequest, message),
     };
+    hints.principal = Some(principal);
     let created = exchange.created();
     if req.stream {
         let encoder = F::encoder(&EncodeContext {
@@ -173,6 +178,32 @@ fn hints(headers: &HeaderMap) -> Result<Hints, String> {
     Ok(Hints {
         pace,
         failure_signal,
+        principal: None,
+    })
+}
+
+/// The caller, from `Authorization: Bearer …` or Anthropic's `x-api-key`.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<tandem_policy::Principal, tandem_auth::Error> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    let principal = state
+        .auth
+        .authenticate(bearer, crate::governance::now_ms())
+        .await?;
+    Ok(tandem_policy::Principal {
+        user: principal.user,
+        groups: principal.groups,
+        project: principal.project,
+        key_id: principal.key_id,
     })
 }
 

@@ -6,8 +6,10 @@
 //! Errors become the client API's own error shape in one place ([`error::ApiError`]).
 //! Architecture invariant: the only crate that knows axum and builds HTTP responses.
 
+pub mod admin;
 mod error;
 mod format;
+pub mod governance;
 mod handler;
 
 use std::future::Future;
@@ -27,6 +29,10 @@ pub use error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct AppState {
     core: Arc<Core>,
+    store: Arc<Store>,
+    auth: Arc<tandem_auth::Authenticator>,
+    admin_token: Option<secrecy::SecretString>,
+    policy_file: Option<std::path::PathBuf>,
     max_body_bytes: usize,
 }
 
@@ -38,9 +44,18 @@ impl AppState {
         for provider in &config.providers {
             providers.push(Arc::new(HttpProvider::new(provider.clone())?));
         }
-        let core = Core::new(providers, core_config(config), store)?;
+        let auth = governance::authenticator(config, &store)?;
+        let core_config = core_config(config)?;
+        core_config
+            .ledger
+            .import(governance::from_rows(store.load_budget_usage()?));
+        let core = Core::new(providers, core_config, Arc::clone(&store))?;
         Ok(AppState {
             core: Arc::new(core),
+            store,
+            auth: Arc::new(auth),
+            admin_token: config.auth.admin_token.clone(),
+            policy_file: config.policy_file.clone(),
             max_body_bytes: config.server.max_body_bytes,
         })
     }
@@ -52,7 +67,7 @@ impl AppState {
 }
 
 /// The pipeline's part of the configuration.
-fn core_config(config: &Config) -> CoreConfig {
+fn core_config(config: &Config) -> Result<CoreConfig> {
     let tiers = config
         .tiers
         .iter()
@@ -90,13 +105,18 @@ fn core_config(config: &Config) -> CoreConfig {
         Some(r) => (Some(r.router.clone()), r.session_ttl, r.max_sessions),
         None => (None, std::time::Duration::from_secs(3600), 100_000),
     };
-    CoreConfig {
+    let ledger = tandem_budget::Ledger::new(config.budgets.clone(), config.limits.clone())
+        .map_err(Error::Budget)?;
+    Ok(CoreConfig {
         tiers,
         aliases,
         router,
         session_ttl,
         max_sessions,
-    }
+        policy: Arc::clone(&config.policy),
+        ledger,
+        prices: tandem_budget::Prices::new(config.prices.clone()),
+    })
 }
 
 /// The router with every route.
@@ -108,6 +128,13 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(handler::models))
         .route("/healthz", get(handler::healthz))
         .route("/readyz", get(handler::readyz))
+        .route("/admin/keys", get(admin::list_keys).post(admin::create_key))
+        .route("/admin/keys/{id}", axum::routing::delete(admin::revoke_key))
+        .route("/admin/budgets", get(admin::budgets))
+        .route(
+            "/admin/policy",
+            get(admin::get_policy).put(admin::put_policy),
+        )
         .fallback(handler::not_found)
         .with_state(state)
 }
@@ -119,10 +146,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let core = Arc::clone(&state.core);
-    axum::serve(listener, app(state))
+    let store = Arc::clone(&state.store);
+    let background = tokio::spawn(governance::background(
+        Arc::clone(&core),
+        Arc::clone(&store),
+        state.policy_file.clone(),
+    ));
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(Error::Serve)?;
+        .await;
+    background.abort();
+    governance::save_budgets(&core, &store);
+    served.map_err(Error::Serve)?;
     core.flush()?;
     Ok(())
 }

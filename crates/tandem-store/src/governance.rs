@@ -26,7 +26,7 @@ pub struct KeyRow {
 }
 
 /// Settled spend of one budget rule for one scope in one window.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BudgetRow {
     /// Rule name.
     pub rule: String,
@@ -36,8 +36,8 @@ pub struct BudgetRow {
     pub window_start_ms: i64,
     /// Tokens spent.
     pub tokens: u64,
-    /// Cost spent, USD.
-    pub cost_usd: f64,
+    /// Cost spent, in nano-dollars (10^-9 USD), so sums stay exact.
+    pub cost_nanos: u64,
     /// Requests counted.
     pub requests: u64,
 }
@@ -63,7 +63,9 @@ impl Store {
     pub fn insert_key(&self, key: &KeyRow) -> Result<()> {
         self.with_conn(|conn| {
             conn.execute(
-                &format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                &format!(
+                    "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ),
                 params![
                     key.id,
                     key.hash,
@@ -82,17 +84,20 @@ impl Store {
     /// The key with this hash, if any (revoked and expired ones included: the caller decides).
     pub fn find_key(&self, hash: &str) -> Result<Option<KeyRow>> {
         self.with_conn(|conn| {
-            conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1"))?
-                .query_row([hash], key_row)
-                .optional()
+            conn.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1"
+            ))?
+            .query_row([hash], key_row)
+            .optional()
         })
     }
 
     /// All keys, oldest first.
     pub fn list_keys(&self) -> Result<Vec<KeyRow>> {
         self.with_conn(|conn| {
-            let mut stmt =
-                conn.prepare(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at_ms, id"))?;
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at_ms, id"
+            ))?;
             let rows = stmt.query_map([], key_row)?;
             rows.collect()
         })
@@ -115,10 +120,10 @@ impl Store {
             let tx = conn.unchecked_transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO budget_usage (rule, scope, window_start_ms, tokens, cost_usd, requests)
+                    "INSERT INTO budget_usage (rule, scope, window_start_ms, tokens, cost_nanos, requests)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT(rule, scope, window_start_ms)
-                     DO UPDATE SET tokens = excluded.tokens, cost_usd = excluded.cost_usd, requests = excluded.requests",
+                     DO UPDATE SET tokens = excluded.tokens, cost_nanos = excluded.cost_nanos, requests = excluded.requests",
                 )?;
                 for r in rows {
                     stmt.execute(params![
@@ -126,7 +131,7 @@ impl Store {
                         r.scope,
                         r.window_start_ms,
                         r.tokens,
-                        r.cost_usd,
+                        r.cost_nanos,
                         r.requests
                     ])?;
                 }
@@ -139,7 +144,7 @@ impl Store {
     pub fn load_budget_usage(&self) -> Result<Vec<BudgetRow>> {
         self.with_conn(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT rule, scope, window_start_ms, tokens, cost_usd, requests FROM budget_usage",
+                "SELECT rule, scope, window_start_ms, tokens, cost_nanos, requests FROM budget_usage",
             )?;
             let rows = stmt.query_map([], |row| {
                 Ok(BudgetRow {
@@ -147,7 +152,7 @@ impl Store {
                     scope: row.get(1)?,
                     window_start_ms: row.get(2)?,
                     tokens: row.get(3)?,
-                    cost_usd: row.get(4)?,
+                    cost_nanos: row.get(4)?,
                     requests: row.get(5)?,
                 })
             })?;
@@ -179,7 +184,10 @@ mod tests {
         assert_eq!(store.find_key("nope").unwrap(), None);
         assert!(store.revoke_key("key_abc", 5).unwrap());
         assert!(!store.revoke_key("key_abc", 6).unwrap(), "already revoked");
-        assert_eq!(store.find_key("h1").unwrap().unwrap().revoked_at_ms, Some(5));
+        assert_eq!(
+            store.find_key("h1").unwrap().unwrap().revoked_at_ms,
+            Some(5)
+        );
         assert_eq!(store.list_keys().unwrap().len(), 1);
         assert!(store.insert_key(&key).is_err(), "duplicate id");
     }
@@ -193,7 +201,7 @@ mod tests {
             scope: "user:a".into(),
             window_start_ms: 0,
             tokens: 5,
-            cost_usd: 0.5,
+            cost_nanos: 500,
             requests: 1,
         };
         store.save_budget_usage(&[row.clone()]).unwrap();

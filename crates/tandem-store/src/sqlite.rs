@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS budget_usage (
     scope TEXT NOT NULL,
     window_start_ms INTEGER NOT NULL,
     tokens INTEGER NOT NULL,
-    cost_usd REAL NOT NULL,
+    cost_nanos INTEGER NOT NULL,
     requests INTEGER NOT NULL,
     PRIMARY KEY (rule, scope, window_start_ms)
 );
