@@ -598,7 +598,7 @@ impl Core {
                             target: target.backend.clone(),
                             error: None,
                         });
-                        let record = self.record(
+                        let mut record = self.record(
                             exchange,
                             req,
                             Some(&plan.info),
@@ -606,6 +606,8 @@ impl Core {
                             200,
                             None,
                         );
+                        // Provisional: replaced by the upstream's count if the stream gets that far.
+                        record.usage.input_tokens = estimate_prompt_tokens(req);
                         let session = req.session.clone();
                         let sessions = Arc::clone(&self.sessions);
                         let ledger = self.ledger.clone();

@@ -5,6 +5,8 @@ mod apis;
 #[cfg(test)]
 mod errors;
 #[cfg(test)]
+mod governance;
+#[cfg(test)]
 mod routing;
 #[cfg(test)]
 mod streaming;

@@ -27,6 +27,8 @@ pub struct Options {
     pub upstream_url: Option<String>,
     /// More TOML appended to the config (tiers, router); `{url}` is replaced by the upstream URL.
     pub extra_toml: String,
+    /// Environment variables the config sees.
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 impl Harness {
@@ -73,7 +75,13 @@ model = "scripted"
             state = state_dir.path().display().to_string(),
             more = options.extra_toml.replace("{url}", &url),
         );
-        let config = tandem_config::parse(&text, Source::Embedded, &|_| None).unwrap();
+        let env = options.env.clone();
+        let lookup = move |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let config = tandem_config::parse(&text, Source::Embedded, &lookup).unwrap();
         let state = AppState::from_config(&config).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
