@@ -47,6 +47,90 @@ enum Command {
         #[command(subcommand)]
         action: RouteAction,
     },
+    /// Create, list and revoke API keys (in the state directory of the config).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+        /// Config whose state directory holds the keys; defaults as for `serve`.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Show budget and rate-limit use (from a running gateway's admin API, or the stored spend).
+    Budgets {
+        /// Admin API of a running gateway, e.g. http://127.0.0.1:4000 (token in $TANDEM_ADMIN_TOKEN).
+        #[arg(long)]
+        url: Option<String>,
+        /// Config whose state directory holds the spend; defaults as for `serve`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check and explain Cedar policies.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Create a key; it is printed once and only its hash is stored.
+    Create {
+        /// The user the key acts for.
+        #[arg(long)]
+        user: String,
+        /// The user's team.
+        #[arg(long)]
+        team: Option<String>,
+        /// The project the key is bound to.
+        #[arg(long)]
+        project: Option<String>,
+        /// Lifetime, e.g. 30d, 12h, 90m, 1w.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List keys (ids, owners, expiry, revocation; never secrets).
+    List,
+    /// Revoke a key by id; it stops working on the next request.
+    Revoke {
+        /// The key id (`key_…`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyAction {
+    /// Parse and validate a policy file against Tandem's schema.
+    Check {
+        /// The Cedar policy file.
+        file: PathBuf,
+    },
+    /// Show how a policy decides one request.
+    Explain {
+        /// The Cedar policy file; defaults to the configured one (or the embedded allow-all).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The user.
+        #[arg(long)]
+        principal: String,
+        /// The user's teams (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// The project.
+        #[arg(long)]
+        project: Option<String>,
+        /// use_model, use_tool or enable_internet.
+        #[arg(long)]
+        action: String,
+        /// For use_model: the tier.
+        #[arg(long)]
+        tier: Option<String>,
+        /// For use_model: `provider/model`; for use_tool: the tool name.
+        #[arg(long)]
+        resource: Option<String>,
+        /// Prompt size in tokens.
+        #[arg(long, default_value_t = 0)]
+        context_tokens: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,7 +195,178 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Bench(args) => bench(args).await,
         Command::Route { action } => route(action),
+        Command::Keys { action, config } => keys(action, config.as_deref()),
+        Command::Budgets { url, config } => budgets(url, config.as_deref()).await,
+        Command::Policy { action } => policy(action),
     }
+}
+
+fn load(config: Option<&std::path::Path>) -> anyhow::Result<tandem_config::Config> {
+    let env = |name: &str| std::env::var(name).ok();
+    tandem_config::load(config, &env).context("loading configuration")
+}
+
+fn open_store(config: Option<&std::path::Path>) -> anyhow::Result<tandem_store::Store> {
+    let config = load(config)?;
+    tandem_store::Store::open(&config.server.state_dir).context("opening the state store")
+}
+
+fn ms_text(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "-".to_owned(), |ms| tandem_budget::format_rfc3339(ms))
+}
+
+fn keys(action: KeysAction, config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let store = open_store(config)?;
+    match action {
+        KeysAction::Create {
+            user,
+            team,
+            project,
+            expires,
+        } => {
+            let (row, secret) = tandem_gateway::admin::create(
+                &store,
+                &user,
+                team.as_deref(),
+                project.as_deref(),
+                expires.as_deref(),
+            )
+            .map_err(|(_, message)| anyhow::anyhow!(message))?;
+            print_text(&format!(
+                "{secret}\n\nkey id {} for user {} (expires {}). This is the only time the key is shown.",
+                row.id,
+                row.user,
+                ms_text(row.expires_at_ms)
+            ));
+        }
+        KeysAction::List => {
+            let mut out = String::from("id\tuser\tteam\tproject\tcreated\texpires\trevoked\n");
+            for k in store.list_keys()? {
+                out.push_str(&format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                    k.id,
+                    k.user,
+                    k.team.as_deref().unwrap_or("-"),
+                    k.project.as_deref().unwrap_or("-"),
+                    ms_text(Some(k.created_at_ms)),
+                    ms_text(k.expires_at_ms),
+                    ms_text(k.revoked_at_ms)
+                ));
+            }
+            print_text(out.trim_end());
+        }
+        KeysAction::Revoke { id } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            if !store.revoke_key(&id, now)? {
+                anyhow::bail!("no live key `{id}`");
+            }
+            print_text(&format!("revoked {id}"));
+        }
+    }
+    Ok(())
+}
+
+async fn budgets(url: Option<String>, config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    match url {
+        Some(url) => {
+            let token =
+                std::env::var("TANDEM_ADMIN_TOKEN").context("TANDEM_ADMIN_TOKEN is not set")?;
+            let body = reqwest::Client::new()
+                .get(format!("{}/admin/budgets", url.trim_end_matches('/')))
+                .bearer_auth(token)
+                .send()
+                .await
+                .context("calling the admin API")?
+                .error_for_status()
+                .context("the admin API refused")?
+                .text()
+                .await?;
+            print_text(&body);
+        }
+        None => {
+            let store = open_store(config)?;
+            let mut out = String::from("rule\tscope\twindow start\trequests\ttokens\tcost usd\n");
+            for r in store.load_budget_usage()? {
+                out.push_str(&format!(
+                    "{}\t{}\t{}\t{}\t{}\t{:.6}\n",
+                    r.rule,
+                    r.scope,
+                    ms_text(Some(r.window_start_ms)),
+                    r.requests,
+                    r.tokens,
+                    r.cost_nanos as f64 / 1e9
+                ));
+            }
+            print_text(out.trim_end());
+        }
+    }
+    Ok(())
+}
+
+fn policy(action: PolicyAction) -> anyhow::Result<()> {
+    match action {
+        PolicyAction::Check { file } => {
+            let policy = tandem_config::load_policy(&file)?;
+            print_text(&format!(
+                "{}: ok, {} policies: {}",
+                file.display(),
+                policy.ids().len(),
+                policy.ids().join(", ")
+            ));
+        }
+        PolicyAction::Explain {
+            file,
+            principal,
+            groups,
+            project,
+            action,
+            tier,
+            resource,
+            context_tokens,
+        } => {
+            let policy = match file {
+                Some(file) => std::sync::Arc::new(tandem_config::load_policy(&file)?),
+                None => load(None)?.policy,
+            };
+            let resource = resource.unwrap_or_default();
+            let action = match action.as_str() {
+                "use_model" => {
+                    let (provider, model) =
+                        resource.split_once('/').unwrap_or(("", resource.as_str()));
+                    tandem_policy::Action::UseModel {
+                        tier: tier.clone(),
+                        provider: provider.to_owned(),
+                        model: model.to_owned(),
+                        alias: resource.clone(),
+                    }
+                }
+                "use_tool" => tandem_policy::Action::UseTool {
+                    name: resource.clone(),
+                },
+                "enable_internet" => tandem_policy::Action::EnableInternet,
+                other => anyhow::bail!(
+                    "unknown action `{other}`: use use_model, use_tool or enable_internet"
+                ),
+            };
+            let query = tandem_policy::Query {
+                principal: tandem_policy::Principal {
+                    user: principal,
+                    groups,
+                    project,
+                    key_id: None,
+                },
+                action,
+                context_tokens,
+                tools: 0,
+                api: "cli".to_owned(),
+                stream: false,
+            };
+            print_text(&policy.explain(&query));
+        }
+    }
+    Ok(())
 }
 
 /// The router of a config's [tiers] and [router], or the default rules on tiers `live` and `deep`.

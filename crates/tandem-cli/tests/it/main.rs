@@ -1,4 +1,6 @@
 //! End-to-end tests of the `tandem` binary's offline commands.
 
 #[cfg(test)]
+mod governance;
+#[cfg(test)]
 mod route;
