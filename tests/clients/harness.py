@@ -213,8 +213,11 @@ def start_testkit(tandem_bin: str, log_dir: Path) -> Testkit:
     return testkit
 
 
-def gateway_config(*, listen_port: int, testkit_port: int, state_dir: Path, max_body_bytes: int) -> str:
-    """The gateway config: providers `tk` (OpenAI kind) and `tka` (Anthropic kind) on the testkit, one alias."""
+def gateway_config(*, listen_port: int, testkit_port: int, state_dir: Path, max_body_bytes: int, extra: str = "") -> str:
+    """The gateway config: providers `tk` (OpenAI kind) and `tka` (Anthropic kind) on the testkit, one alias.
+
+    `extra` is appended as is (more tables, such as `[auth]`).
+    """
     upstream = f"http://127.0.0.1:{testkit_port}/v1"
     return f"""\
 [server]
@@ -236,10 +239,12 @@ base_url = "{upstream}"
 name = "tandem-live"
 provider = "tk"
 model = "scripted"
-"""
+""" + extra
 
 
-def start_gateway(tandem_bin: str, testkit: Testkit, work_dir: Path, *, name: str, max_body_bytes: int) -> Gateway:
+def start_gateway(
+    tandem_bin: str, testkit: Testkit, work_dir: Path, *, name: str, max_body_bytes: int, extra_config: str = ""
+) -> Gateway:
     work_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config_path = work_dir / "tandem.toml"
@@ -249,6 +254,7 @@ def start_gateway(tandem_bin: str, testkit: Testkit, work_dir: Path, *, name: st
             testkit_port=testkit.port,
             state_dir=work_dir / "state",
             max_body_bytes=max_body_bytes,
+            extra=extra_config,
         )
     )
     process = Process(

@@ -1,5 +1,7 @@
 //! `Authenticator::authenticate` per request: an API key against an in-memory store of 10,000 keys, and
-//! RS256 and ES256 OIDC tokens whose signing key is already cached (the steady state).
+//! RS256 and ES256 OIDC tokens whose signing key is cached, both the first time a token is seen (full
+//! signature verification, `*_first_sight`) and when the client sends it again (`*_repeat`, the steady
+//! state: clients reuse a token until it expires).
 //!
 //! Run with `cargo bench -p tandem-auth`; auth, policy and budget together must stay under 100 µs per
 //! request. The JWKS is served once by a tiny HTTP responder on 127.0.0.1 and then answered from the cache.
@@ -95,13 +97,23 @@ fn bench_authenticate(c: &mut Criterion) {
     let mut config = OidcConfig::new(ISSUER, AUDIENCE);
     config.jwks_uri = Some(jwks_uri);
     config.groups_claim = Some("groups".to_owned());
+    let mut uncached_config = config.clone();
+    uncached_config.token_cache_capacity = 0;
     let oidc = OidcValidator::new(config).expect("oidc");
     rt.block_on(oidc.refresh_keys()).expect("jwks");
+    let uncached = OidcValidator::new(uncached_config).expect("oidc");
+    rt.block_on(uncached.refresh_keys()).expect("jwks");
 
     let keys: Arc<dyn KeyStore> = Arc::new(store);
     let auth = Authenticator::new(AuthenticatorParts {
         keys: Some(keys),
         oidc: Some(oidc),
+        allow_anonymous: false,
+    });
+    // Remembers no token, so every call verifies the signature as on a token's first request.
+    let first_sight = Authenticator::new(AuthenticatorParts {
+        keys: None,
+        oidc: Some(uncached),
         allow_anonymous: false,
     });
 
@@ -126,20 +138,27 @@ fn bench_authenticate(c: &mut Criterion) {
         "ec-a",
         EncodingKey::from_ec_pem(include_bytes!("../tests/it/fixtures/ec-a.pem")).expect("pem"),
     );
-    for token in [secret.as_str(), rs256.as_str(), es256.as_str()] {
-        rt.block_on(auth.authenticate(Some(token), now_ms))
+    let cases = [
+        ("api_key", &auth, secret.as_str()),
+        ("oidc_rs256_repeat", &auth, rs256.as_str()),
+        ("oidc_es256_repeat", &auth, es256.as_str()),
+        ("oidc_rs256_first_sight", &first_sight, rs256.as_str()),
+        ("oidc_es256_first_sight", &first_sight, es256.as_str()),
+    ];
+    for (_, authenticator, token) in cases {
+        rt.block_on(authenticator.authenticate(Some(token), now_ms))
             .expect("the bench credentials are valid");
     }
 
     let mut group = c.benchmark_group("authenticate");
-    for (name, token) in [
-        ("api_key", secret.as_str()),
-        ("oidc_rs256_cached", rs256.as_str()),
-        ("oidc_es256_cached", es256.as_str()),
-    ] {
+    for (name, authenticator, token) in cases {
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
-                black_box(auth.authenticate(Some(black_box(token)), now_ms).await)
+                black_box(
+                    authenticator
+                        .authenticate(Some(black_box(token)), now_ms)
+                        .await,
+                )
             });
         });
     }

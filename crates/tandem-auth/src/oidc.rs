@@ -8,6 +8,12 @@
 //! Checked, in this order: the JWT shape, `alg` (only the configured asymmetric algorithms; `none` and HS*
 //! never), the key for `kid` and that it fits `alg`, the signature, `iss`, `aud`, `exp` and `nbf` (with
 //! leeway, against the time passed in), then the claims the principal is built from.
+//!
+//! Signature verification costs tens of microseconds (RSA-2048, P-256), and clients send the same token
+//! on every request until it expires, so a token that passed is remembered by its SHA-256 digest together
+//! with its principal, `exp` and `nbf`: a repeat skips the signature and claim checks but not the time
+//! checks. Only tokens that passed every check are remembered, and the memory is emptied whenever the
+//! JWKS is reloaded, so a key the issuer withdrew stops verifying old tokens at the next reload.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -21,6 +27,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Refusal, Result};
 use crate::{AuthMethod, Principal};
@@ -53,11 +60,15 @@ pub struct OidcConfig {
     pub leeway_s: u64,
     /// The JWKS is refetched for an unknown `kid` at most this often (default 30 s).
     pub jwks_refresh_min_interval: Duration,
+    /// How many validated tokens are remembered (by digest) to skip re-verifying them; 0 disables
+    /// (default 10,000).
+    pub token_cache_capacity: usize,
 }
 
 impl OidcConfig {
     /// A config for `issuer` and `audience` with the defaults: JWKS discovered, user from `sub`, no groups
-    /// or project claims, RS256 and ES256, 30 s leeway, refetch at most every 30 s.
+    /// or project claims, RS256 and ES256, 30 s leeway, refetch at most every 30 s, 10,000 validated tokens
+    /// remembered.
     ///
     /// Claim names may be paths into nested objects (`realm_access.roles`); a claim whose name contains
     /// dots itself (`https://example.com/groups`) is found first.
@@ -72,6 +83,7 @@ impl OidcConfig {
             algorithms: vec![Algorithm::RS256, Algorithm::ES256],
             leeway_s: 30,
             jwks_refresh_min_interval: Duration::from_secs(30),
+            token_cache_capacity: 10_000,
         }
     }
 }
@@ -85,6 +97,8 @@ pub struct OidcValidator {
     /// The JWKS location, from the config or discovered once.
     jwks_uri: tokio::sync::OnceCell<String>,
     keys: RwLock<KeyCache>,
+    /// Tokens that passed validation, by SHA-256 digest; emptied when the JWKS is reloaded.
+    verified: RwLock<HashMap<[u8; 32], VerifiedToken>>,
     /// Held while fetching, so concurrent refetches coalesce into one.
     refresh: tokio::sync::Mutex<RefreshState>,
 }
@@ -105,6 +119,12 @@ struct KeyCache {
     keys: HashMap<String, Arc<CachedKey>>,
     /// Whether a JWKS was ever loaded.
     loaded: bool,
+}
+
+struct VerifiedToken {
+    principal: Principal,
+    exp_ms: i64,
+    nbf_ms: Option<i64>,
 }
 
 #[derive(Default)]
@@ -206,6 +226,7 @@ impl OidcValidator {
             validations,
             jwks_uri,
             keys: RwLock::new(KeyCache::default()),
+            verified: RwLock::new(HashMap::new()),
             refresh: tokio::sync::Mutex::new(RefreshState::default()),
         })
     }
@@ -229,6 +250,44 @@ impl OidcValidator {
     ///
     /// Refusals are [`Error::Unauthorized`]; [`Error::Jwks`] means the signing keys could not be loaded.
     pub async fn validate_at(&self, token: &str, now_ms: i64) -> Result<Principal> {
+        if self.config.token_cache_capacity == 0 {
+            return self
+                .verify(token, now_ms)
+                .await
+                .map(|verified| verified.principal);
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let remembered = self
+            .verified
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&digest)
+            .map(|hit| {
+                self.check_times(hit.exp_ms, hit.nbf_ms, now_ms)
+                    .map(|()| hit.principal.clone())
+            });
+        if let Some(result) = remembered {
+            return result;
+        }
+        let verified = self.verify(token, now_ms).await?;
+        let principal = verified.principal.clone();
+        let mut cache = self
+            .verified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= self.config.token_cache_capacity {
+            let leeway_ms = self.leeway_ms();
+            cache.retain(|_, token| now_ms <= token.exp_ms.saturating_add(leeway_ms));
+            if cache.len() >= self.config.token_cache_capacity {
+                cache.clear();
+            }
+        }
+        cache.insert(digest, verified);
+        Ok(principal)
+    }
+
+    /// The full validation of a token not seen before.
+    async fn verify(&self, token: &str, now_ms: i64) -> Result<VerifiedToken> {
         let header = parse_header(token)?;
         let alg = Algorithm::from_str(&header.alg)
             .ok()
@@ -244,8 +303,15 @@ impl OidcValidator {
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation)
             .map_err(|err| refusal_of(&err))?
             .claims;
-        self.check_times(&claims, now_ms)?;
-        self.principal(&claims)
+        let exp_ms = numeric_date_ms(&claims, "exp")?
+            .ok_or_else(|| Refusal::MissingClaim("exp".to_owned()))?;
+        let nbf_ms = numeric_date_ms(&claims, "nbf")?;
+        self.check_times(exp_ms, nbf_ms, now_ms)?;
+        Ok(VerifiedToken {
+            principal: self.principal(&claims)?,
+            exp_ms,
+            nbf_ms,
+        })
     }
 
     /// Fetches the JWKS now (discovering its location first if needed), replacing the cache.
@@ -311,6 +377,11 @@ impl OidcValidator {
                 let mut cache = self.keys.write().unwrap_or_else(PoisonError::into_inner);
                 cache.keys = keys;
                 cache.loaded = true;
+                drop(cache);
+                self.verified
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clear();
                 state.last_error = None;
                 tracing::info!(issuer = %self.config.issuer, keys = count, "loaded the OIDC signing keys");
                 Ok(count)
@@ -368,17 +439,16 @@ impl OidcValidator {
         Ok(discovery.jwks_uri)
     }
 
-    fn check_times(&self, claims: &Map<String, Value>, now_ms: i64) -> Result<()> {
-        let leeway_ms =
-            i64::try_from(self.config.leeway_s.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let exp = numeric_date_ms(claims, "exp")?
-            .ok_or_else(|| Refusal::MissingClaim("exp".to_owned()))?;
-        if now_ms > exp.saturating_add(leeway_ms) {
+    fn leeway_ms(&self) -> i64 {
+        i64::try_from(self.config.leeway_s.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
+    fn check_times(&self, exp_ms: i64, nbf_ms: Option<i64>, now_ms: i64) -> Result<()> {
+        let leeway_ms = self.leeway_ms();
+        if now_ms > exp_ms.saturating_add(leeway_ms) {
             return Err(Refusal::Expired.into());
         }
-        if let Some(nbf) = numeric_date_ms(claims, "nbf")?
-            && nbf > now_ms.saturating_add(leeway_ms)
-        {
+        if nbf_ms.is_some_and(|nbf| nbf > now_ms.saturating_add(leeway_ms)) {
             return Err(Refusal::NotYetValid.into());
         }
         Ok(())

@@ -302,6 +302,16 @@ impl Core {
             .map_err(Error::Quota)
     }
 
+    /// Route and admit a request without calling any upstream: the routing, policy and budget checks of a
+    /// real request, with the budget reservation released again. For `tandem policy`-style dry runs and for
+    /// measuring what governance costs per request.
+    pub fn preflight(&self, req: &ChatRequest, hints: &Hints, api: &str) -> Result<RouteInfo> {
+        let mut plan = self.plan(req, hints)?;
+        let reservation = self.admit(req, hints, api, &mut plan)?;
+        self.settle(reservation, "", &Usage::default());
+        Ok(plan.info)
+    }
+
     /// Charge what an answer really used.
     fn settle(&self, reservation: Option<Reservation>, backend: &str, usage: &Usage) {
         if let Some(reservation) = reservation {

@@ -64,6 +64,37 @@ impl AppState {
     pub fn core(&self) -> &Core {
         &self.core
     }
+
+    /// The embedded store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Authenticate a credential and run routing, policy and budget checks for `req` without calling
+    /// an upstream: everything governance does to a request, for benchmarks and dry runs.
+    pub async fn preflight(
+        &self,
+        bearer: Option<&str>,
+        req: &tandem_protocol::ChatRequest,
+    ) -> std::result::Result<tandem_core::RouteInfo, String> {
+        let principal = self
+            .auth
+            .authenticate(bearer, governance::now_ms())
+            .await
+            .map_err(|e| e.to_string())?;
+        let hints = tandem_core::Hints {
+            principal: Some(tandem_policy::Principal {
+                user: principal.user,
+                groups: principal.groups,
+                project: principal.project,
+                key_id: principal.key_id,
+            }),
+            ..tandem_core::Hints::default()
+        };
+        self.core
+            .preflight(req, &hints, "chat")
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// The pipeline's part of the configuration.

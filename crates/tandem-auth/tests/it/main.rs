@@ -8,5 +8,3 @@ mod authenticator;
 mod oidc;
 #[cfg(test)]
 mod support;
-#[cfg(test)]
-mod zz_real_provider;

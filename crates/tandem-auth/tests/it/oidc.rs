@@ -503,3 +503,44 @@ async fn an_unreachable_or_inconsistent_issuer_is_a_gateway_failure() {
         .unwrap_err();
     assert!(err.to_string().contains("no usable signing key"), "{err}");
 }
+
+#[tokio::test]
+async fn a_remembered_token_still_expires_and_still_needs_its_key() {
+    let issuer = MockIssuer::start(&["rsa-a", "rsa-b"]).await;
+    let mut config = config(&issuer);
+    config.token_cache_capacity = 2;
+    let validator = OidcValidator::new(config).unwrap();
+    let token = sign("rsa-a", Some("rsa-a"), &claims(&issuer.url));
+    assert!(validator.validate_at(&token, NOW_MS).await.is_ok());
+    assert!(validator.validate_at(&token, NOW_MS).await.is_ok());
+    let after_expiry = (NOW_S + 600 + 31) * 1000;
+    assert_eq!(
+        refusal(validator.validate_at(&token, after_expiry).await),
+        Refusal::Expired
+    );
+    let before_nbf = (NOW_S - 60 - 31) * 1000;
+    assert_eq!(
+        refusal(validator.validate_at(&token, before_nbf).await),
+        Refusal::NotYetValid
+    );
+
+    // More distinct tokens than the capacity: all still validate.
+    for sub in ["u2", "u3", "u4"] {
+        let mut body = claims(&issuer.url);
+        body["sub"] = json!(sub);
+        let principal = validator
+            .validate_at(&sign("rsa-b", Some("rsa-b"), &body), NOW_MS)
+            .await
+            .unwrap();
+        assert_eq!(principal.user, sub);
+    }
+
+    // The issuer withdraws rsa-a: once the JWKS is reloaded, the remembered token no longer passes.
+    assert!(validator.validate_at(&token, NOW_MS).await.is_ok());
+    issuer.serve_keys(&["rsa-b"]);
+    validator.refresh_keys().await.unwrap();
+    assert_eq!(
+        refusal(validator.validate_at(&token, NOW_MS).await),
+        Refusal::UnknownKid("rsa-a".to_owned())
+    );
+}
