@@ -51,6 +51,7 @@ pub(crate) fn run(root: &Path) -> Result<Tools> {
     let tools = Tools::locate()?;
     timed("python venv", || ensure_venv(root, &cache, &tools.python))?;
     timed("codex cli", || ensure_codex(&cache, &tools.codex))?;
+    timed("oidc provider", || ensure_oidc_provider(root))?;
     timed("cargo-deny", ensure_cargo_deny)?;
     timed("cargo-nextest", ensure_cargo_nextest)?;
     Ok(tools)
@@ -166,6 +167,20 @@ fn ensure_codex(cache: &Path, codex: &Path) -> Result<Installed> {
             codex.display()
         ),
     }
+}
+
+/// The OpenID provider the OIDC tests start (`tests/oidc`, pinned by its package-lock.json).
+/// Installed inside the clone: its ES-module import ignores `NODE_PATH`.
+fn ensure_oidc_provider(root: &Path) -> Result<Installed> {
+    let dir = root.join("tests/oidc");
+    let marker = dir.join("node_modules/oidc-provider/package.json");
+    if marker.exists() {
+        return Ok(Installed::AlreadyPresent("oidc-provider".to_owned()));
+    }
+    cmd::run(
+        cmd::new("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"]).arg(&dir),
+    )?;
+    Ok(Installed::Now("oidc-provider".to_owned()))
 }
 
 fn ensure_cargo_deny() -> Result<Installed> {

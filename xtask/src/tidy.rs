@@ -20,6 +20,8 @@ const DEPENDENCY_ABSENCES: &[(&str, &[&str])] = &[
     ("tandem-protocol", &["tokio"]),
     ("tandem-translate", &["tokio"]),
     ("tandem-router", &["tokio"]),
+    ("tandem-policy", &["tokio"]),
+    ("tandem-budget", &["tokio"]),
 ];
 
 /// Attribute openings that tidy rejects. Built with `concat!` so this file does not match itself.
