@@ -14,6 +14,7 @@ use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use tandem_budget::{Estimate, Ledger, Prices, Reservation, Scope};
 use tandem_policy::{Action, Policy, Principal, Query};
 use tandem_protocol::{ChatRequest, ChatResponse, ErrorKind, Part, Role, StreamEvent, Usage};
@@ -76,6 +77,14 @@ pub struct Hints {
     pub failure_signal: bool,
     /// Who is asking; `None` is the anonymous user.
     pub principal: Option<Principal>,
+}
+
+/// The outcome of [`Core::attempt`] that answered.
+struct Won<T> {
+    value: T,
+    target: Arc<Target>,
+    info: RouteInfo,
+    reservation: Option<Reservation>,
 }
 
 /// Where a request goes: targets in attempt order and the routing explanation so far.
@@ -479,13 +488,16 @@ impl Core {
         })
     }
 
-    /// Answer without streaming; the exchange is recorded either way.
-    pub async fn complete(
+    /// Plan, admit, then try the plan's targets in order (with retries, first-token timeouts and circuit
+    /// breakers) until `call` succeeds. Every failure on the way is recorded and releases the reservation;
+    /// on success the caller gets the answer, the target, the routing record and the reservation to settle.
+    async fn attempt<T>(
         &self,
         exchange: &Exchange,
         req: &ChatRequest,
         hints: &Hints,
-    ) -> Result<(ChatResponse, RouteInfo)> {
+        call: impl for<'a> Fn(&'a Target, &'a ChatRequest) -> BoxFuture<'a, tandem_providers::Result<T>>,
+    ) -> Result<Won<T>> {
         let mut plan = match self.plan(req, hints) {
             Ok(plan) => plan,
             Err(err) => {
@@ -502,8 +514,7 @@ impl Core {
         };
         let mut last_err = None;
         for target in plan.targets.clone() {
-            let now = Instant::now();
-            if !target.try_acquire(now) {
+            if !target.try_acquire(Instant::now()) {
                 plan.info.attempts.push(Attempt {
                     target: target.backend.clone(),
                     error: Some("circuit open".to_owned()),
@@ -512,51 +523,75 @@ impl Core {
             }
             let sent = reasoning::for_backend(req, &target.backend);
             for _ in 0..=target.retries {
-                let call = target.provider.complete(&sent, &target.model);
+                let pending = call(&target, &sent);
                 let result = match target.first_token_timeout {
-                    Some(limit) => tokio::time::timeout(limit, call)
+                    Some(limit) => tokio::time::timeout(limit, pending)
                         .await
                         .unwrap_or_else(|_| Err(timeout_error(&target, limit))),
-                    None => call.await,
+                    None => pending.await,
                 };
-                match result {
-                    Ok(mut resp) => {
+                let err = match result {
+                    Ok(value) => {
                         target.succeeded();
-                        self.settle(reservation.take(), &target.backend, &resp.usage);
-                        reasoning::tag_response(&target.backend, &mut resp);
                         plan.info.target = target.backend.clone();
                         plan.info.attempts.push(Attempt {
                             target: target.backend.clone(),
                             error: None,
                         });
-                        let mut record =
-                            self.record(exchange, req, Some(&plan.info), Outcome::Ok, 200, None);
-                        record.usage = resp.usage;
-                        record.usage_exact = true;
-                        self.store.record(record);
-                        return Ok((resp, plan.info));
-                    }
-                    Err(err) => {
-                        plan.info.attempts.push(Attempt {
-                            target: target.backend.clone(),
-                            error: Some(err.to_string()),
+                        return Ok(Won {
+                            value,
+                            target: Arc::clone(&target),
+                            info: plan.info,
+                            reservation,
                         });
-                        if !retryable(&err) {
-                            self.settle(reservation.take(), "", &Usage::default());
-                            let err = Error::Provider(err);
-                            self.record_failure(exchange, req, Some(&plan.info), &err);
-                            return Err(err);
-                        }
-                        target.failed(Instant::now());
-                        last_err = Some(err);
                     }
+                    Err(err) => err,
+                };
+                plan.info.attempts.push(Attempt {
+                    target: target.backend.clone(),
+                    error: Some(err.to_string()),
+                });
+                if !retryable(&err) {
+                    self.settle(reservation.take(), "", &Usage::default());
+                    let err = Error::Provider(err);
+                    self.record_failure(exchange, req, Some(&plan.info), &err);
+                    return Err(err);
                 }
+                target.failed(Instant::now());
+                last_err = Some(err);
             }
         }
         self.settle(reservation.take(), "", &Usage::default());
         let err = last_err.map_or(Error::AllTargetsOpen, Error::Provider);
         self.record_failure(exchange, req, Some(&plan.info), &err);
         Err(err)
+    }
+
+    /// Answer without streaming; the exchange is recorded either way.
+    pub async fn complete(
+        &self,
+        exchange: &Exchange,
+        req: &ChatRequest,
+        hints: &Hints,
+    ) -> Result<(ChatResponse, RouteInfo)> {
+        let won = self
+            .attempt(exchange, req, hints, |target, sent| {
+                Box::pin(target.provider.complete(sent, &target.model))
+            })
+            .await?;
+        let Won {
+            value: mut resp,
+            target,
+            info,
+            reservation,
+        } = won;
+        self.settle(reservation, &target.backend, &resp.usage);
+        reasoning::tag_response(&target.backend, &mut resp);
+        let mut record = self.record(exchange, req, Some(&info), Outcome::Ok, 200, None);
+        record.usage = resp.usage;
+        record.usage_exact = true;
+        self.store.record(record);
+        Ok((resp, info))
     }
 
     /// Answer as a metered stream. The first target that produces a first event wins; failures before that
@@ -567,105 +602,44 @@ impl Core {
         req: &ChatRequest,
         hints: &Hints,
     ) -> Result<(MeteredStream, RouteInfo)> {
-        let mut plan = match self.plan(req, hints) {
-            Ok(plan) => plan,
-            Err(err) => {
-                self.record_failure(exchange, req, None, &err);
-                return Err(err);
+        let won = self
+            .attempt(exchange, req, hints, |target, sent| {
+                Box::pin(open_stream(target, sent))
+            })
+            .await?;
+        let Won {
+            value: events,
+            target,
+            info,
+            reservation,
+        } = won;
+        let mut record = self.record(exchange, req, Some(&info), Outcome::Cancelled, 200, None);
+        // Provisional: replaced by the upstream's count if the stream gets that far.
+        record.usage.input_tokens = estimate_prompt_tokens(req);
+        let session = req.session.clone();
+        let sessions = Arc::clone(&self.sessions);
+        let ledger = self.ledger.clone();
+        let prices = Arc::clone(&self.prices);
+        let on_close: crate::meter::OnClose = Box::new(move |record| {
+            // A stream cut off by the client is charged for what was streamed.
+            if let Some(held) = reservation {
+                let cost = prices.cost(&target.backend, &record.usage);
+                ledger.settle(held, record.usage.total_tokens(), cost, now_ms());
             }
-        };
-        let mut reservation = match self.admit(req, hints, exchange.api.as_str(), &mut plan) {
-            Ok(reservation) => reservation,
-            Err(err) => {
-                self.record_failure(exchange, req, Some(&plan.info), &err);
-                return Err(err);
+            if record.outcome == Outcome::Cancelled
+                && let Some(key) = session
+            {
+                sessions.update(&key, Instant::now(), |s| s.interrupts += 1);
             }
-        };
-        let mut last_err = None;
-        for target in plan.targets.clone() {
-            let now = Instant::now();
-            if !target.try_acquire(now) {
-                plan.info.attempts.push(Attempt {
-                    target: target.backend.clone(),
-                    error: Some("circuit open".to_owned()),
-                });
-                continue;
-            }
-            let sent = reasoning::for_backend(req, &target.backend);
-            for _ in 0..=target.retries {
-                let opened = open_stream(&target, &sent);
-                let result = match target.first_token_timeout {
-                    Some(limit) => tokio::time::timeout(limit, opened)
-                        .await
-                        .unwrap_or_else(|_| Err(timeout_error(&target, limit))),
-                    None => opened.await,
-                };
-                match result {
-                    Ok(events) => {
-                        target.succeeded();
-                        plan.info.target = target.backend.clone();
-                        plan.info.attempts.push(Attempt {
-                            target: target.backend.clone(),
-                            error: None,
-                        });
-                        let mut record = self.record(
-                            exchange,
-                            req,
-                            Some(&plan.info),
-                            Outcome::Cancelled,
-                            200,
-                            None,
-                        );
-                        // Provisional: replaced by the upstream's count if the stream gets that far.
-                        record.usage.input_tokens = estimate_prompt_tokens(req);
-                        let session = req.session.clone();
-                        let sessions = Arc::clone(&self.sessions);
-                        let ledger = self.ledger.clone();
-                        let prices = Arc::clone(&self.prices);
-                        let backend = target.backend.clone();
-                        let held = reservation.take();
-                        let on_close: crate::meter::OnClose = Box::new(move |record| {
-                            // A stream cut off by the client is charged for what was streamed.
-                            if let Some(held) = held {
-                                let cost = prices.cost(&backend, &record.usage);
-                                ledger.settle(held, record.usage.total_tokens(), cost, now_ms());
-                            }
-                            if record.outcome == Outcome::Cancelled
-                                && let Some(key) = session
-                            {
-                                sessions.update(&key, Instant::now(), |s| s.interrupts += 1);
-                            }
-                        });
-                        let metered = MeteredStream::new(
-                            events,
-                            record,
-                            exchange.started,
-                            Arc::clone(&self.store),
-                            Some(on_close),
-                        );
-                        return Ok((metered, plan.info));
-                    }
-                    Err(err) => {
-                        plan.info.attempts.push(Attempt {
-                            target: target.backend.clone(),
-                            error: Some(err.to_string()),
-                        });
-                        if !retryable(&err) {
-                            self.settle(reservation.take(), "", &Usage::default());
-                            let err = Error::Provider(err);
-                            self.record_failure(exchange, req, Some(&plan.info), &err);
-                            return Err(err);
-                        }
-                        target.failed(Instant::now());
-                        last_err = Some(err);
-                    }
-                }
-            }
-        }
-        self.settle(reservation.take(), "", &Usage::default());
-        let err = last_err.map_or(Error::AllTargetsOpen, Error::Provider);
-        self.record_failure(exchange, req, Some(&plan.info), &err);
-        Err(err)
+        });
+        let metered = MeteredStream::new(
+            events,
+            record,
+            exchange.started,
+            Arc::clone(&self.store),
+            Some(on_close),
+        );
+        Ok((metered, info))
     }
 
     /// Record an exchange refused before it reached the pipeline (malformed body, too large, ...).
