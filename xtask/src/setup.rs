@@ -178,7 +178,17 @@ fn ensure_oidc_provider(root: &Path) -> Result<Installed> {
         return Ok(Installed::AlreadyPresent("oidc-provider".to_owned()));
     }
     cmd::run(
-        cmd::new("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"]).arg(&dir),
+        cmd::new(
+            "npm",
+            [
+                "ci",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ],
+        )
+        .arg(&dir),
     )?;
     Ok(Installed::Now("oidc-provider".to_owned()))
 }

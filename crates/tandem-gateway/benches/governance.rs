@@ -72,21 +72,27 @@ fn request() -> ChatRequest {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let req = request();
     let open_dir = tempfile::tempdir().unwrap();
     let open = state(false, open_dir.path());
     let governed_dir = tempfile::tempdir().unwrap();
     let governed = state(true, governed_dir.path());
-    let (_, key) = tandem_gateway::admin::create(governed.store(), "alice", Some("platform"), None, None).unwrap();
+    let (_, key) =
+        tandem_gateway::admin::create(governed.store(), "alice", Some("platform"), None, None)
+            .unwrap();
     assert!(rt.block_on(governed.preflight(Some(&key), &req)).is_ok());
     let mut group = c.benchmark_group("preflight");
     group.bench_function("governance off (anonymous, allow-all, no budgets)", |b| {
         b.iter(|| rt.block_on(open.preflight(None, black_box(&req))))
     });
-    group.bench_function("governance on (API key, 6 Cedar policies, 2 budgets, 1 rate limit)", |b| {
-        b.iter(|| rt.block_on(governed.preflight(Some(&key), black_box(&req))))
-    });
+    group.bench_function(
+        "governance on (API key, 6 Cedar policies, 2 budgets, 1 rate limit)",
+        |b| b.iter(|| rt.block_on(governed.preflight(Some(&key), black_box(&req)))),
+    );
     group.finish();
 }
 
