@@ -212,7 +212,7 @@ fn open_store(config: Option<&std::path::Path>) -> anyhow::Result<tandem_store::
 }
 
 fn ms_text(ms: Option<i64>) -> String {
-    ms.map_or_else(|| "-".to_owned(), |ms| tandem_budget::format_rfc3339(ms))
+    ms.map_or_else(|| "-".to_owned(), tandem_budget::format_rfc3339)
 }
 
 fn keys(action: KeysAction, config: Option<&std::path::Path>) -> anyhow::Result<()> {

@@ -2,6 +2,11 @@
 //! checks + budget reserve/settle) with governance on, against the same call with it off.
 //! Target: governance adds under 100 µs per request. Run: `cargo bench -p tandem-gateway --bench governance`.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "benchmark setup: a failure should abort the run loudly"
+)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};

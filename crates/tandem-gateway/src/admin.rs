@@ -27,10 +27,10 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `Err(response)` unless the request carries the admin token.
-fn check(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// The refusal to send, unless the request carries the admin token.
+fn refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = &state.admin_token else {
-        return Err(error(
+        return Some(error(
             ErrorKind::NotFound,
             "the admin API is disabled: set the admin token variable (default TANDEM_ADMIN_TOKEN)",
         ));
@@ -41,12 +41,9 @@ fn check(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if same(given.as_bytes(), token.expose_secret().as_bytes()) {
-        Ok(())
+        None
     } else {
-        Err(error(
-            ErrorKind::Unauthorized,
-            "admin token missing or wrong",
-        ))
+        Some(error(ErrorKind::Unauthorized, "admin token missing or wrong"))
     }
 }
 
@@ -60,7 +57,7 @@ fn key_json(row: &tandem_store::KeyRow) -> Value {
 
 /// `GET /admin/keys`: every key, without secrets or hashes.
 pub(crate) async fn list_keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(denied) = check(&state, &headers) {
+    if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
     match state.store.list_keys() {
@@ -86,7 +83,7 @@ pub(crate) async fn create_key(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(denied) = check(&state, &headers) {
+    if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
     let new: NewKey = match serde_json::from_slice(&body) {
@@ -143,7 +140,7 @@ pub(crate) async fn revoke_key(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(denied) = check(&state, &headers) {
+    if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
     match state.store.revoke_key(&id, now_ms()) {
@@ -155,7 +152,7 @@ pub(crate) async fn revoke_key(
 
 /// `GET /admin/budgets`: every budget and rate limit with its use in the current window.
 pub(crate) async fn budgets(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(denied) = check(&state, &headers) {
+    if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
     axum::Json(json!({"usage": state.core.ledger().usage(now_ms())})).into_response()
@@ -163,7 +160,7 @@ pub(crate) async fn budgets(State(state): State<AppState>, headers: HeaderMap) -
 
 /// `GET /admin/policy`: the ids of the policies in force.
 pub(crate) async fn get_policy(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(denied) = check(&state, &headers) {
+    if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
     axum::Json(json!({"policies": state.core.policy().ids()})).into_response()
@@ -176,7 +173,7 @@ pub(crate) async fn put_policy(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(denied) = check(&state, &headers) {
+    if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
     let Ok(text) = std::str::from_utf8(&body) else {

@@ -13,6 +13,7 @@ use tandem_policy::{Action, Policy, Principal, Query};
 /// The example policy the README documents.
 pub const EXAMPLE: &str = include_str!("../example.cedar");
 
+#[cfg(test)]
 pub fn example() -> Policy {
     Policy::parse(EXAMPLE, "example.cedar").unwrap()
 }
