@@ -43,7 +43,10 @@ fn refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     if same(given.as_bytes(), token.expose_secret().as_bytes()) {
         None
     } else {
-        Some(error(ErrorKind::Unauthorized, "admin token missing or wrong"))
+        Some(error(
+            ErrorKind::Unauthorized,
+            "admin token missing or wrong",
+        ))
     }
 }
 
