@@ -60,9 +60,7 @@ pub struct Exchange {
 impl Exchange {
     /// Start an exchange now.
     pub fn start(id: String, api: Api) -> Self {
-        let started_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let started_at_ms = now_ms();
         Exchange {
             id,
             api,
@@ -75,6 +73,13 @@ impl Exchange {
     pub fn created(&self) -> u64 {
         u64::try_from(self.started_at_ms / 1000).unwrap_or(0)
     }
+}
+
+/// Unix milliseconds now: the one clock read for records, budgets and key expiry.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn elapsed_ms(since: Instant) -> u64 {

@@ -11,7 +11,6 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use std::sync::RwLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -25,7 +24,7 @@ use tandem_store::{Outcome, RequestRecord, Store};
 use crate::meter::MeteredStream;
 use crate::route::{Attempt, RouteInfo, Target, Tier, TierConfig};
 use crate::session::Sessions;
-use crate::{Error, Exchange, Result, elapsed_ms, reasoning};
+use crate::{Error, Exchange, Result, elapsed_ms, now_ms, reasoning};
 
 /// A plain model alias: a client name bound to one provider and upstream model (no tier, no fallbacks).
 #[derive(Clone, Debug)]
@@ -774,12 +773,6 @@ fn task_fingerprint(req: &ChatRequest) -> (u64, usize) {
         }
     }
     (hasher.finish(), req.messages.len())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Prompt size in tokens, estimated as characters / 4 of all text (the same rule the router uses).

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+pub(crate) use tandem_core::now_ms;
 
 use tandem_auth::{Authenticator, AuthenticatorParts, KeyRecord, KeyStore, OidcValidator};
 use tandem_budget::PersistedUsage;
@@ -139,11 +141,4 @@ pub(crate) async fn background(core: Arc<Core>, store: Arc<Store>, policy_file: 
 
 fn modified(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-/// Unix milliseconds now.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -92,6 +92,27 @@ async fn chat_as(h: &Harness, key: &str, body: &Value) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// The admin API's usage row of a budget rule.
+async fn budget_row(h: &Harness, rule: &str) -> Value {
+    let usage: Value = h
+        .client
+        .get(h.url("/admin/budgets"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    usage["usage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == rule)
+        .unwrap()
+        .clone()
+}
+
 fn ask(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
 }
@@ -307,22 +328,7 @@ max_tokens = 1000
         "{}",
         refused[0]
     );
-    let usage: Value = h
-        .client
-        .get(h.url("/admin/budgets"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let row = usage["usage"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["rule"] == "alice-daily")
-        .unwrap();
+    let row = budget_row(&h, "alice-daily").await;
     let used = row["used_tokens"].as_u64().unwrap();
     // Admitted requests were charged their actual 4 tokens; reservations (21 each) kept the total in bounds.
     assert!(used <= 1000 + 21, "overspent: {used}");
@@ -357,22 +363,7 @@ max_tokens = 1000000
     }
     drop(stream);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let usage: Value = h
-        .client
-        .get(h.url("/admin/budgets"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let row = usage["usage"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["rule"] == "alice-daily")
-        .unwrap();
+    let row = budget_row(&h, "alice-daily").await;
     let used = row["used_tokens"].as_u64().unwrap();
     let reserved = row["reserved_tokens"].as_u64().unwrap();
     // Charged the prompt estimate (1) plus the deltas it streamed (at least the 10 read), not the 100,000
