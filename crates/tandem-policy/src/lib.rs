@@ -9,6 +9,7 @@
 //!
 //! Architecture invariant: sans-IO. Text in, decisions out; no tokio, no files, no clock.
 
+mod cache;
 mod error;
 mod policy;
 mod query;

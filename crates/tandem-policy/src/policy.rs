@@ -6,19 +6,23 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use cedar_policy::{
-    AuthorizationError, Authorizer, Effect, PolicyId, PolicySet, Response, Schema, ValidationMode,
-    Validator,
+    ActionConstraint, AuthorizationError, Authorizer, Effect, PolicyId, PolicySet, Response,
+    Schema, ValidationMode, Validator,
 };
 use miette::Diagnostic;
 
-use crate::query::{Built, Names, build, resource_words};
+use crate::cache::EntityCache;
+use crate::query::{
+    Names, Referenced, build_entities, build_request, describe_query, resource_words,
+};
 use crate::{Decision, Error, Query, Result, SCHEMA};
 
 /// A loaded policy: every policy has a unique `@id`, and all of them type-check against
 /// [`crate::SCHEMA`] in strict mode.
 ///
 /// Cloning is cheap (an `Arc`), so a server can hold the last good policy and swap in a new one only
-/// once it parsed.
+/// once it parsed. Clones share a bounded, thread-safe memo of entity stores (see the crate README);
+/// it changes how fast [`Policy::evaluate`] is, never what it decides.
 #[derive(Clone)]
 pub struct Policy {
     inner: Arc<Inner>,
@@ -26,9 +30,14 @@ pub struct Policy {
 
 struct Inner {
     source_name: String,
-    set: PolicySet,
+    /// The policies whose action scope admits each action, indexed by [`Names::action_index`]: a policy
+    /// whose scope names another action can neither match nor fail, so evaluation skips it.
+    by_action: [PolicySet; 3],
     names: Names,
+    /// The parents worth putting in entity stores.
+    referenced: Referenced,
     authorizer: Authorizer,
+    entities: EntityCache,
     /// The policies in file order.
     entries: Vec<Entry>,
     /// Index into `entries` by `@id`.
@@ -213,6 +222,22 @@ impl Policy {
                 ),
             });
         }
+        let mut by_action = [PolicySet::new(), PolicySet::new(), PolicySet::new()];
+        for policy in set.policies() {
+            for (i, action) in names.actions().iter().enumerate() {
+                let applies = match policy.action_constraint() {
+                    ActionConstraint::Any => true,
+                    ActionConstraint::Eq(uid) => uid == **action,
+                    ActionConstraint::In(uids) => uids.iter().any(|uid| uid == *action),
+                };
+                if let (true, Some(subset)) = (applies, by_action.get_mut(i)) {
+                    subset.add(policy.clone()).map_err(|e| Error::Invalid {
+                        source_name: source_name.to_owned(),
+                        diagnostics: vec![format!("{source_name}: {e}")],
+                    })?;
+                }
+            }
+        }
         let warnings = sorted(
             result
                 .validation_warnings()
@@ -227,9 +252,11 @@ impl Policy {
         Ok(Policy {
             inner: Arc::new(Inner {
                 source_name: source_name.to_owned(),
-                set,
+                by_action,
+                referenced: Referenced::collect(&set),
                 names,
                 authorizer: Authorizer::new(),
+                entities: EntityCache::default(),
                 entries,
                 index,
                 warnings,
@@ -262,11 +289,8 @@ impl Policy {
     /// Every deny names what decided it: the matching forbids' `@id`s, or the action and resource that no
     /// permit covered ("default deny"). A forbid that fails to evaluate denies as if it matched.
     pub fn evaluate(&self, query: &Query) -> Decision {
-        match build(&self.inner.names, query, None) {
-            Ok(built) => {
-                let response = self.authorize(&built);
-                self.decide(query, &response)
-            }
+        match self.authorize(query) {
+            Ok(response) => self.decide(query, &response),
             Err(message) => Decision {
                 allowed: false,
                 policies: Vec::new(),
@@ -277,10 +301,20 @@ impl Policy {
         }
     }
 
-    fn authorize(&self, built: &Built) -> Response {
-        self.inner
+    /// Cedar's answer to `query`, or why the query could not be put to Cedar.
+    fn authorize(&self, query: &Query) -> Result<Response, String> {
+        let names = &self.inner.names;
+        let entities = self.inner.entities.get_or_build(query, || {
+            build_entities(names, &self.inner.referenced, query, None)
+        })?;
+        let request = build_request(names, query, None)?;
+        let Some(set) = self.inner.by_action.get(Names::action_index(&query.action)) else {
+            return Err(format!("no policy set for action {}", query.action.name()));
+        };
+        Ok(self
+            .inner
             .authorizer
-            .is_authorized(&built.request, &self.inner.set, &built.entities)
+            .is_authorized(&request, set, &entities))
     }
 
     /// The `@id`s in `ids`, in file order.
@@ -362,6 +396,9 @@ impl Policy {
     /// A multi-line account of `query`: the request as Cedar sees it (principal with its parents and
     /// attributes, action, resource, context), the decision and its reason, the determining policies
     /// with their effect and line, and any evaluation errors.
+    ///
+    /// All parents are shown, including those no policy names (which evaluation leaves out of the
+    /// entity store because they cannot change a decision).
     pub fn explain(&self, query: &Query) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -370,20 +407,11 @@ impl Policy {
             self.inner.source_name,
             self.inner.entries.len()
         );
-        let built = match build(&self.inner.names, query, None) {
-            Ok(built) => built,
-            Err(message) => {
-                let _ = writeln!(out, "request: cannot be built: {message}");
-                let _ = writeln!(out, "decision: deny");
-                return out;
-            }
-        };
         let _ = writeln!(out, "request:");
-        for (label, line) in &built.lines {
+        for (label, line) in describe_query(&self.inner.names, query) {
             let _ = writeln!(out, "  {label}: {line}");
         }
-        let response = self.authorize(&built);
-        let decision = self.decide(query, &response);
+        let decision = self.evaluate(query);
         let verdict = if decision.allowed { "allow" } else { "deny" };
         let _ = writeln!(out, "decision: {verdict}");
         let _ = writeln!(out, "reason: {}", decision.reason);
@@ -424,11 +452,37 @@ impl Policy {
         out
     }
 
+    /// Evaluates `query` with every parent in a fresh entity store: no memo, no pruning.
+    #[cfg(test)]
+    pub(crate) fn evaluate_unpruned(&self, query: &Query) -> Decision {
+        let names = &self.inner.names;
+        let entities = build_entities(names, &Referenced::everything(), query, None).unwrap();
+        let request = build_request(names, query, None).unwrap();
+        let set = &self.inner.by_action[Names::action_index(&query.action)];
+        let response = self
+            .inner
+            .authorizer
+            .is_authorized(&request, set, &entities);
+        self.decide(query, &response)
+    }
+
+    /// The teams and tiers the policies name.
+    #[cfg(test)]
+    pub(crate) fn referenced(&self) -> &Referenced {
+        &self.inner.referenced
+    }
+
     /// Builds `query` with schema checks on; for tests that the request path's unchecked build conforms.
     #[cfg(test)]
     pub(crate) fn build_checked(&self, query: &Query) -> Result<(), String> {
         let schema = parse_schema().map_err(|e| e.to_string())?;
-        build(&self.inner.names, query, Some(&schema)).map(|_| ())
+        build_entities(
+            &self.inner.names,
+            &self.inner.referenced,
+            query,
+            Some(&schema),
+        )?;
+        build_request(&self.inner.names, query, Some(&schema)).map(|_| ())
     }
 }
 

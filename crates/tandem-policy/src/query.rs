@@ -1,17 +1,19 @@
 //! What a policy is asked ([`Query`]) and what it answers ([`Decision`]), and how a query becomes a
 //! Cedar request: entities and context are built from plain values, nothing is parsed per request.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 
 use cedar_policy::{
-    Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression,
-    Schema,
+    Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
+    RestrictedExpression, Schema,
 };
+use serde_json::Value;
 
 use crate::{Error, Result};
 
 /// Who is asking: the authenticated user, their teams, the project they act for and their API key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Principal {
     /// The user name; the principal is `Tandem::User::"<user>"`.
     pub user: String,
@@ -25,7 +27,7 @@ pub struct Principal {
 }
 
 /// What the principal wants to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Send the request to a model: action `use_model`, resource `Tandem::Model::"<provider>/<model>"`,
     /// a member of `Tandem::Tier::"<tier>"` when the request was routed to a tier.
@@ -128,17 +130,122 @@ impl Names {
         })
     }
 
+    /// The action uids, in [`Names::action_index`] order.
+    pub(crate) fn actions(&self) -> [&EntityUid; 3] {
+        [&self.use_model, &self.use_tool, &self.enable_internet]
+    }
+
+    /// The position of `action` in [`Names::actions`].
+    pub(crate) fn action_index(action: &Action) -> usize {
+        match action {
+            Action::UseModel { .. } => 0,
+            Action::UseTool { .. } => 1,
+            Action::EnableInternet => 2,
+        }
+    }
+
     fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
         EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
     }
 }
 
-/// A query as Cedar sees it.
-pub(crate) struct Built {
-    pub(crate) request: Request,
-    pub(crate) entities: Entities,
-    /// One line per part of the request, for [`crate::Policy::explain`].
-    pub(crate) lines: [(&'static str, String); 4],
+/// The teams, tiers and projects that some policy names as an entity literal.
+///
+/// Only they can make an `in` test true: in the Tandem schema no attribute or context field holds an
+/// entity, so a team, a tier or a project can only be named by a literal
+/// (`principal in Tandem::Team::"platform"`), except that the resource of `enable_internet` is the
+/// principal's project (`principal in resource`). Parents that no policy names are left out of the
+/// entity store, which keeps its transitive closure (about 1.5 µs per parent) small for users with many
+/// groups; decisions do not change. The project parent is always kept for `enable_internet`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Referenced {
+    /// Keep every parent (a policy could not be inspected).
+    everything: bool,
+    teams: HashSet<String>,
+    tiers: HashSet<String>,
+    projects: HashSet<String>,
+}
+
+impl Referenced {
+    /// Collects the team and tier literals of every policy in `set`.
+    pub(crate) fn collect(set: &PolicySet) -> Referenced {
+        let mut referenced = Referenced::default();
+        for policy in set.policies() {
+            match policy.to_json() {
+                Ok(json) => referenced.walk(&json),
+                Err(_) => return Referenced::everything(),
+            }
+        }
+        referenced
+    }
+
+    /// Keeps every parent.
+    pub(crate) fn everything() -> Referenced {
+        Referenced {
+            everything: true,
+            ..Referenced::default()
+        }
+    }
+
+    /// Entity literals appear in a policy's JSON form as `{"type": "...", "id": "..."}`, in the scope
+    /// (`"entity"`) and in expressions (`"__entity"`) alike.
+    fn walk(&mut self, json: &Value) {
+        match json {
+            Value::Object(map) => {
+                if let (Some(Value::String(ty)), Some(Value::String(id))) =
+                    (map.get("type"), map.get("id"))
+                {
+                    match ty.as_str() {
+                        "Tandem::Team" => {
+                            self.teams.insert(id.clone());
+                        }
+                        "Tandem::Tier" => {
+                            self.tiers.insert(id.clone());
+                        }
+                        "Tandem::Project" => {
+                            self.projects.insert(id.clone());
+                        }
+                        _ => {}
+                    }
+                }
+                map.values().for_each(|value| self.walk(value));
+            }
+            Value::Array(values) => values.iter().for_each(|value| self.walk(value)),
+            Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+        }
+    }
+
+    /// The teams, tiers and projects named, each sorted.
+    #[cfg(test)]
+    pub(crate) fn names(&self) -> (bool, [Vec<&str>; 3]) {
+        fn sorted(set: &HashSet<String>) -> Vec<&str> {
+            let mut names: Vec<&str> = set.iter().map(String::as_str).collect();
+            names.sort_unstable();
+            names
+        }
+        (
+            self.everything,
+            [
+                sorted(&self.teams),
+                sorted(&self.tiers),
+                sorted(&self.projects),
+            ],
+        )
+    }
+
+    fn team(&self, team: &str) -> bool {
+        self.everything || self.teams.contains(team)
+    }
+
+    fn tier(&self, tier: &str) -> bool {
+        self.everything || self.tiers.contains(tier)
+    }
+
+    fn project(&self, project: &str, action: &Action) -> bool {
+        self.everything
+            || matches!(action, Action::EnableInternet)
+            || self.projects.contains(project)
+    }
 }
 
 fn string(value: &str) -> RestrictedExpression {
@@ -164,81 +271,121 @@ fn describe(uid: &EntityUid, parents: &[EntityUid], attrs: &[(&str, String)]) ->
     out
 }
 
-/// Builds the Cedar request and entities for `query`.
-///
-/// With a schema the request and entities are also checked against it (the tests do this); the
-/// request path passes `None`, because the types here produce schema-conforming values by construction.
-pub(crate) fn build(
+/// The principal's project, `""` when none.
+fn project(query: &Query) -> &str {
+    query.principal.project.as_deref().unwrap_or("")
+}
+
+/// The request's principal, action and resource uids.
+fn uids<'n>(names: &'n Names, query: &Query) -> (EntityUid, &'n EntityUid, EntityUid) {
+    let user = Names::uid(&names.user, &query.principal.user);
+    let (action, resource) = match &query.action {
+        Action::UseModel {
+            provider, model, ..
+        } => {
+            let mut id = String::with_capacity(provider.len() + 1 + model.len());
+            id.push_str(provider);
+            id.push('/');
+            id.push_str(model);
+            (&names.use_model, Names::uid(&names.model, &id))
+        }
+        Action::UseTool { name } => (&names.use_tool, Names::uid(&names.tool, name)),
+        Action::EnableInternet => (
+            &names.enable_internet,
+            Names::uid(&names.project, project(query)),
+        ),
+    };
+    (user, action, resource)
+}
+
+/// The principal's parents that `keep` keeps for `action`: its teams, then its project.
+fn user_parents(
     names: &Names,
+    principal: &Principal,
+    action: &Action,
+    keep: &Referenced,
+) -> Vec<EntityUid> {
+    let mut parents = Vec::with_capacity(principal.groups.len() + 1);
+    parents.extend(
+        principal
+            .groups
+            .iter()
+            .filter(|group| keep.team(group))
+            .map(|group| Names::uid(&names.team, group)),
+    );
+    if let Some(project) = &principal.project
+        && keep.project(project, action)
+    {
+        parents.push(Names::uid(&names.project, project));
+    }
+    parents
+}
+
+/// The resource's parents that `keep` keeps: a model's tier.
+fn resource_parents(names: &Names, action: &Action, keep: &Referenced) -> Vec<EntityUid> {
+    match action {
+        Action::UseModel {
+            tier: Some(tier), ..
+        } if keep.tier(tier) => vec![Names::uid(&names.tier, tier)],
+        Action::UseModel { .. } | Action::UseTool { .. } | Action::EnableInternet => Vec::new(),
+    }
+}
+
+/// The entity store for `query`: the principal and the resource with their parents and attributes.
+///
+/// It depends on the query's principal and action only (not on the context), so it can be cached by
+/// them. With a schema the entities are also checked against it (the tests do this); the request path
+/// passes `None`, because the types here produce schema-conforming entities by construction.
+pub(crate) fn build_entities(
+    names: &Names,
+    keep: &Referenced,
     query: &Query,
     schema: Option<&Schema>,
-) -> Result<Built, String> {
-    let principal = &query.principal;
-    let project = principal.project.as_deref().unwrap_or("");
+) -> Result<Entities, String> {
+    let (user, _, resource) = uids(names, query);
+    let key_id = query
+        .principal
+        .key_id
+        .as_deref()
+        .map(|key_id| ("key_id".to_owned(), string(key_id)));
+    let user_entity = Entity::new_with_tags(
+        user,
+        key_id,
+        user_parents(names, &query.principal, &query.action, keep),
+        [],
+    )
+    .map_err(|e| format!("principal: {e}"))?;
 
-    let user = Names::uid(&names.user, &principal.user);
-    let mut user_parents: Vec<EntityUid> = principal
-        .groups
-        .iter()
-        .map(|group| Names::uid(&names.team, group))
-        .collect();
-    if let Some(project) = &principal.project {
-        user_parents.push(Names::uid(&names.project, project));
-    }
-    let mut user_attrs = Vec::new();
-    let mut user_shown = Vec::new();
-    if let Some(key_id) = &principal.key_id {
-        user_attrs.push(("key_id".to_owned(), string(key_id)));
-        user_shown.push(("key_id", quoted(key_id)));
-    }
-    let principal_line = describe(&user, &user_parents, &user_shown);
-    let user_entity = Entity::new_with_tags(user.clone(), user_attrs, user_parents, [])
-        .map_err(|e| format!("principal: {e}"))?;
-
-    let (action, resource, resource_entity, resource_line) = match &query.action {
+    let resource_entity = match &query.action {
         Action::UseModel {
             tier,
             provider,
             model,
             alias,
         } => {
-            let uid = Names::uid(&names.model, &format!("{provider}/{model}"));
-            let parents: Vec<EntityUid> = tier
-                .iter()
-                .map(|tier| Names::uid(&names.tier, tier))
-                .collect();
-            let tier = tier.as_deref().unwrap_or("");
-            let shown = [
-                ("provider", quoted(provider)),
-                ("name", quoted(model)),
-                ("alias", quoted(alias)),
-                ("tier", quoted(tier)),
-            ];
-            let line = describe(&uid, &parents, &shown);
             let attrs = [
                 ("provider".to_owned(), string(provider)),
                 ("name".to_owned(), string(model)),
                 ("alias".to_owned(), string(alias)),
-                ("tier".to_owned(), string(tier)),
+                ("tier".to_owned(), string(tier.as_deref().unwrap_or(""))),
             ];
-            let entity = Entity::new_with_tags(uid.clone(), attrs, parents, [])
-                .map_err(|e| format!("resource: {e}"))?;
-            (&names.use_model, uid, entity, line)
+            let parents = resource_parents(names, &query.action, keep);
+            Entity::new_with_tags(resource, attrs, parents, [])
+                .map_err(|e| format!("resource: {e}"))?
         }
-        Action::UseTool { name } => {
-            let uid = Names::uid(&names.tool, name);
-            let line = describe(&uid, &[], &[]);
-            let entity = Entity::with_uid(uid.clone());
-            (&names.use_tool, uid, entity, line)
-        }
-        Action::EnableInternet => {
-            let uid = Names::uid(&names.project, project);
-            let line = describe(&uid, &[], &[]);
-            let entity = Entity::with_uid(uid.clone());
-            (&names.enable_internet, uid, entity, line)
-        }
+        Action::UseTool { .. } | Action::EnableInternet => Entity::with_uid(resource),
     };
+    Entities::from_entities([user_entity, resource_entity], schema)
+        .map_err(|e| format!("entities: {e}"))
+}
 
+/// The Cedar request for `query`: principal, action, resource and the context record.
+pub(crate) fn build_request(
+    names: &Names,
+    query: &Query,
+    schema: Option<&Schema>,
+) -> Result<Request, String> {
+    let (user, action, resource) = uids(names, query);
     let tokens = i64::try_from(query.context_tokens).unwrap_or(i64::MAX);
     let context = Context::from_pairs([
         (
@@ -254,32 +401,72 @@ pub(crate) fn build(
             "stream".to_owned(),
             RestrictedExpression::new_bool(query.stream),
         ),
-        ("project".to_owned(), string(project)),
+        ("project".to_owned(), string(project(query))),
     ])
     .map_err(|e| format!("context: {e}"))?;
-    let context_line = format!(
-        "{{ context_tokens: {tokens}, tools: {}, api: {}, stream: {}, project: {} }}",
-        query.tools,
-        quoted(&query.api),
-        query.stream,
-        quoted(project),
-    );
+    Request::new(user, action.clone(), resource, context, schema)
+        .map_err(|e| format!("request: {e}"))
+}
 
-    let entities = Entities::from_entities([user_entity, resource_entity], schema)
-        .map_err(|e| format!("entities: {e}"))?;
-    let lines = [
-        ("principal", principal_line),
+/// The request as Cedar sees it, one `(label, line)` per part, for [`crate::Policy::explain`]:
+/// `uid in [parents] { attrs }` for the principal and the resource, the action uid and the context.
+pub(crate) fn describe_query(names: &Names, query: &Query) -> [(&'static str, String); 4] {
+    let (user, action, resource) = uids(names, query);
+    let key_id: Vec<(&str, String)> = query
+        .principal
+        .key_id
+        .iter()
+        .map(|key_id| ("key_id", quoted(key_id)))
+        .collect();
+    let resource_attrs: Vec<(&str, String)> = match &query.action {
+        Action::UseModel {
+            tier,
+            provider,
+            model,
+            alias,
+        } => vec![
+            ("provider", quoted(provider)),
+            ("name", quoted(model)),
+            ("alias", quoted(alias)),
+            ("tier", quoted(tier.as_deref().unwrap_or(""))),
+        ],
+        Action::UseTool { .. } | Action::EnableInternet => Vec::new(),
+    };
+    let tokens = i64::try_from(query.context_tokens).unwrap_or(i64::MAX);
+    [
+        (
+            "principal",
+            describe(
+                &user,
+                &user_parents(
+                    names,
+                    &query.principal,
+                    &query.action,
+                    &Referenced::everything(),
+                ),
+                &key_id,
+            ),
+        ),
         ("action", action.to_string()),
-        ("resource", resource_line),
-        ("context", context_line),
-    ];
-    let request = Request::new(user, action.clone(), resource, context, schema)
-        .map_err(|e| format!("request: {e}"))?;
-    Ok(Built {
-        request,
-        entities,
-        lines,
-    })
+        (
+            "resource",
+            describe(
+                &resource,
+                &resource_parents(names, &query.action, &Referenced::everything()),
+                &resource_attrs,
+            ),
+        ),
+        (
+            "context",
+            format!(
+                "{{ context_tokens: {tokens}, tools: {}, api: {}, stream: {}, project: {} }}",
+                query.tools,
+                quoted(&query.api),
+                query.stream,
+                quoted(project(query)),
+            ),
+        ),
+    ]
 }
 
 /// The resource in words, for a default-deny reason: "model `openai/gpt-5` in tier `deep`".

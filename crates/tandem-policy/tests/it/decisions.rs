@@ -281,3 +281,44 @@ fn a_forbid_that_fails_to_evaluate_denies() {
         ]
     );
 }
+
+#[test]
+fn action_lists_and_unconstrained_actions_apply_to_each_action_they_name() {
+    let policy = Policy::parse(
+        r#"
+@id("tools-and-internet") permit(principal, action in [Tandem::Action::"use_tool", Tandem::Action::"enable_internet"], resource);
+@id("no-bots") forbid(principal in Tandem::Team::"bots", action, resource);
+"#,
+        "actions.cedar",
+    )
+    .unwrap();
+    let alice = user("alice", &[], Some("web"));
+    check_with(
+        &policy,
+        &query(alice.clone(), tool("read_file")),
+        true,
+        &["tools-and-internet"],
+        "allowed by policy `tools-and-internet`",
+    );
+    check_with(
+        &policy,
+        &query(alice.clone(), Action::EnableInternet),
+        true,
+        &["tools-and-internet"],
+        "allowed by policy `tools-and-internet`",
+    );
+    check_with(
+        &policy,
+        &query(alice, model(Some("live"), "openai", "gpt-5-mini")),
+        false,
+        &[],
+        "denied: no policy permits use_model on model `openai/gpt-5-mini` in tier `live` for user `alice` (default deny)",
+    );
+    check_with(
+        &policy,
+        &query(user("robo", &["bots"], Some("web")), Action::EnableInternet),
+        false,
+        &["no-bots"],
+        "denied by policy `no-bots`",
+    );
+}
