@@ -7,11 +7,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc instead of glibc malloc: per-token allocations on the streaming path are cheaper, and memory
-/// freed after a burst of streams goes back to the system (glibc kept ~75 MB after 1,000 streams).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Tandem: a governed two-pace gateway for AI coding assistants.
 #[derive(Debug, Parser)]
 #[command(name = "tandem", version, about)]
