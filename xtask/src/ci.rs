@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::cmd;
+use crate::fuzz;
 use crate::setup::{self, Tools};
 use crate::tidy;
 
@@ -22,11 +23,11 @@ struct Step {
 const STEPS: &[Step] = &[
     Step {
         name: "setup",
-        what: "install test tools (venv, codex, cargo-deny, cargo-nextest)",
+        what: "install test tools (venv, codex, cargo-deny, cargo-nextest, cargo-fuzz)",
     },
     Step {
         name: "fmt",
-        what: "cargo fmt --all --check",
+        what: "cargo fmt --all --check, also for the fuzz/ project",
     },
     Step {
         name: "clippy",
@@ -43,6 +44,10 @@ const STEPS: &[Step] = &[
     Step {
         name: "test",
         what: "cargo nextest run --workspace",
+    },
+    Step {
+        name: "fuzz",
+        what: "cargo fuzz run each fuzz/ target for TANDEM_FUZZ_SECONDS (default 60) s",
     },
     Step {
         name: "clients",
@@ -92,7 +97,16 @@ pub(crate) fn run(root: &Path, only: &[String]) -> Result<()> {
 fn run_step(root: &Path, name: &str) -> Result<()> {
     match name {
         "setup" => setup::run(root).map(drop),
-        "fmt" => cmd::run(&mut cmd::cargo(["fmt", "--all", "--check"])),
+        "fmt" => {
+            cmd::run(&mut cmd::cargo(["fmt", "--all", "--check"]))?;
+            // fuzz/ is its own workspace (excluded from the root one), so `--all` skips it.
+            cmd::run(&mut cmd::cargo([
+                "fmt",
+                "--check",
+                "--manifest-path",
+                "fuzz/Cargo.toml",
+            ]))
+        }
         "clippy" => cmd::run(&mut cmd::cargo([
             "clippy",
             "--workspace",
@@ -112,6 +126,7 @@ fn run_step(root: &Path, name: &str) -> Result<()> {
         ])),
         "tidy" => tidy::run(root),
         "test" => unit_tests(),
+        "fuzz" => fuzz::run(root, &target_dir()?),
         "clients" => client_tests(root),
         other => bail!("no such ci step `{other}`"),
     }

@@ -9,6 +9,7 @@
 
 mod ci;
 mod cmd;
+mod fuzz;
 mod setup;
 mod tidy;
 
@@ -22,13 +23,15 @@ usage: cargo xtask <command>
 
 commands:
   ci [STEP...]   run the whole CI pipeline, or only the named steps, in order:
-                 setup fmt clippy deny tidy test clients
-  setup          install what the tests need (idempotent): Python venv, Codex CLI, cargo-deny, cargo-nextest
+                 setup fmt clippy deny tidy test fuzz clients
+  setup          install what the tests need (idempotent): Python venv, Codex CLI, cargo-deny, cargo-nextest,
+                 cargo-fuzz
   tidy           repository-wide checks: //! docs, no ignore/allow attributes, sans-IO dependency absences
   clients        build `tandem` and run the Python client tests in tests/clients
 
 environment:
-  TANDEM_CI_CACHE   where setup installs the venv and Codex (default: $HOME/.cache/tandem-ci)
+  TANDEM_CI_CACHE   where setup installs the venv, Codex and cargo-fuzz (default: $HOME/.cache/tandem-ci)
+  TANDEM_FUZZ_SECONDS  how long `ci fuzz` runs each fuzz target (default: 60)
   CARGO_TARGET_DIR  honoured everywhere (`.ci/run` puts it outside the clone)";
 
 fn main() -> ExitCode {

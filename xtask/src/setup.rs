@@ -5,7 +5,8 @@
 //!
 //! - a Python venv with the pinned packages of `tests/clients/requirements.txt`;
 //! - `@openai/codex` from npm, into `<cache>/npm` (never a global install);
-//! - `cargo-deny` and `cargo-nextest`, through `cargo install --locked` when missing.
+//! - `cargo-deny` and `cargo-nextest`, through `cargo install --locked` when missing;
+//! - `cargo-fuzz`, pinned, into `<cache>/cargo-fuzz` (`cargo install --root`), for `ci fuzz`.
 //!
 //! No Debian package is needed: Python's `venv` module ships with the interpreter, and Codex brings
 //! its own bubblewrap for the sandbox.
@@ -22,6 +23,8 @@ use crate::cmd;
 pub(crate) const CODEX_VERSION: &str = "0.169.0";
 /// cargo-deny release installed when `cargo deny` is missing; it builds with the pinned toolchain.
 const CARGO_DENY_VERSION: &str = "0.20.2";
+/// cargo-fuzz release for the fuzz step; it runs on the stable toolchain with `RUSTC_BOOTSTRAP=1`.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// Pinned Python requirements, also the cache key of the venv.
 const REQUIREMENTS: &str = "tests/clients/requirements.txt";
 /// Written into the venv after a successful install, holding the requirements it was built from.
@@ -31,6 +34,8 @@ const VENV_STAMP: &str = ".tandem-requirements";
 pub(crate) struct Tools {
     pub(crate) python: PathBuf,
     pub(crate) codex: PathBuf,
+    /// The `cargo-fuzz` binary; run it directly with `fuzz` as its first argument.
+    pub(crate) cargo_fuzz: PathBuf,
 }
 
 impl Tools {
@@ -40,6 +45,7 @@ impl Tools {
         Ok(Tools {
             python: cache.join("venv/bin/python"),
             codex: cache.join("npm/node_modules/.bin/codex"),
+            cargo_fuzz: cache.join("cargo-fuzz/bin/cargo-fuzz"),
         })
     }
 }
@@ -54,6 +60,9 @@ pub(crate) fn run(root: &Path) -> Result<Tools> {
     timed("oidc provider", || ensure_oidc_provider(root))?;
     timed("cargo-deny", ensure_cargo_deny)?;
     timed("cargo-nextest", ensure_cargo_nextest)?;
+    timed("cargo-fuzz", || {
+        ensure_cargo_fuzz(&cache, &tools.cargo_fuzz)
+    })?;
     Ok(tools)
 }
 
@@ -228,4 +237,34 @@ fn ensure_cargo_nextest() -> Result<Installed> {
 pub(crate) fn nextest_version() -> Option<String> {
     let out = cmd::probe(&mut cmd::cargo(["nextest", "--version"]))?;
     Some(out.lines().next().unwrap_or_default().trim().to_owned())
+}
+
+/// cargo-fuzz lives in the cache, not in `~/.cargo/bin`, so its pinned version is the one CI uses.
+fn ensure_cargo_fuzz(cache: &Path, cargo_fuzz: &Path) -> Result<Installed> {
+    let wanted = format!("cargo-fuzz {CARGO_FUZZ_VERSION}");
+    let version =
+        || cmd::probe(&mut cmd::new(cargo_fuzz, ["--version"])).map(|out| out.trim().to_owned());
+    if version().as_deref() == Some(wanted.as_str()) {
+        return Ok(Installed::AlreadyPresent(wanted));
+    }
+    cmd::run(
+        cmd::cargo([
+            "install",
+            "--locked",
+            "--quiet",
+            "--force",
+            "cargo-fuzz",
+            "--version",
+            CARGO_FUZZ_VERSION,
+            "--root",
+        ])
+        .arg(cache.join("cargo-fuzz")),
+    )?;
+    match version() {
+        Some(found) if found == wanted => Ok(Installed::Now(wanted)),
+        found => bail!(
+            "after cargo install, `{} --version` printed {found:?}, expected `{wanted}`",
+            cargo_fuzz.display()
+        ),
+    }
 }

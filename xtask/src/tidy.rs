@@ -1,6 +1,6 @@
 //! `cargo xtask tidy`: repository-wide checks that the compiler and clippy cannot express.
 //!
-//! - Every `.rs` file under `crates/` and `xtask/` opens with a `//!` module doc (after optional inner attributes).
+//! - Every `.rs` file under `crates/`, `xtask/` and `fuzz/` opens with a `//!` module doc (after optional inner attributes).
 //! - No test is skipped with an ignore attribute, and no lint is silenced with an allow attribute
 //!   (use `#[expect(lint, reason = "...")]`).
 //! - The sans-IO crates have no tokio in their normal dependency tree (checked with `cargo tree -i`).
@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use crate::cmd;
 
 /// Source trees whose `.rs` files are checked.
-const SOURCE_DIRS: &[&str] = &["crates", "xtask"];
+const SOURCE_DIRS: &[&str] = &["crates", "xtask", "fuzz"];
 
 /// Crates that must stay sans-IO, and the crates they must not depend on (normal edges only).
 const DEPENDENCY_ABSENCES: &[(&str, &[&str])] = &[

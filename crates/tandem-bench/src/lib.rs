@@ -5,8 +5,10 @@
 //! first two are `current_exe() testkit|serve`), each in its own process group and killed when the run ends
 //! or fails. Every request is `POST /v1/chat/completions` with the same body apart from the model name.
 //! See `bench/README.md` for the method and [`run`] for the order of the scenarios.
+//! `tandem bench dlp` is a separate benchmark of the secret scanner against its peers (see [`dlp`]).
 
 mod client;
+pub mod dlp;
 mod machine;
 mod procs;
 mod report;
@@ -77,6 +79,16 @@ pub struct Args {
     /// Directory of the Markdown and JSON reports.
     #[arg(long, default_value = "bench/results")]
     pub out: PathBuf,
+    /// Another benchmark instead of the gateway one.
+    #[command(subcommand)]
+    pub command: Option<Bench>,
+}
+
+/// The benchmarks other than the gateway one.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Bench {
+    /// Benchmark the DLP scanner against detect-secrets, Betterleaks and ripsecrets on a planted corpus.
+    Dlp(dlp::Args),
 }
 
 /// The settings of a run after `--quick` defaults are applied.
@@ -140,8 +152,14 @@ pub struct Report {
     pub json_path: PathBuf,
 }
 
-/// Runs the whole benchmark, stopping (and killing the children) on Ctrl-C, SIGTERM or SIGHUP.
+/// Runs the whole benchmark, stopping (and killing the children) on Ctrl-C, SIGTERM or SIGHUP; or, with the
+/// `dlp` subcommand, the DLP benchmark (on a blocking thread, with the default signal handling).
 pub async fn run(args: Args) -> anyhow::Result<Report> {
+    if let Some(Bench::Dlp(dlp_args)) = args.command {
+        return tokio::task::spawn_blocking(move || dlp::run(&dlp_args))
+            .await
+            .context("the DLP benchmark thread")?;
+    }
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;

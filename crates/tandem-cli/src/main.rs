@@ -1,7 +1,10 @@
 //! The `tandem` binary: command-line parsing, logging setup, and dispatch to the library crates.
 
+mod dlp;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -35,7 +38,8 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         tokens_per_sec: f64,
     },
-    /// Benchmark the test upstream directly, through tandem and through LiteLLM; print and save the report.
+    /// Benchmark the test upstream directly, through tandem and through LiteLLM (or, with `dlp`, the DLP
+    /// scanner against its peers); print and save the report.
     Bench(tandem_bench::Args),
     /// Explain and evaluate the `auto` router.
     Route {
@@ -64,6 +68,17 @@ enum Command {
         #[command(subcommand)]
         action: PolicyAction,
     },
+    /// Data loss prevention: scan files for secrets and personal data.
+    Dlp {
+        #[command(subcommand)]
+        action: DlpAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlpAction {
+    /// Scan files, directories or standard input; print findings (masked) and exit 1 if any.
+    Scan(dlp::ScanArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,7 +171,7 @@ enum RouteAction {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -171,7 +186,25 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(cli.command))
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    if let Command::Dlp {
+        action: DlpAction::Scan(args),
+    } = &command
+    {
+        // 1: findings, 2: the scan itself failed (as gitleaks and grep tell the two apart).
+        return Ok(match dlp::scan(args) {
+            Ok(true) => ExitCode::FAILURE,
+            Ok(false) => ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!("{err:#}");
+                ExitCode::from(2)
+            }
+        });
+    }
+    run_other(command).await.map(|()| ExitCode::SUCCESS)
+}
+
+async fn run_other(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { config, listen } => serve(config, listen).await,
         Command::Testkit {
@@ -193,6 +226,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Keys { action, config } => keys(action, config.as_deref()),
         Command::Budgets { url, config } => budgets(url, config.as_deref()).await,
         Command::Policy { action } => policy(action),
+        Command::Dlp { .. } => Ok(()),
     }
 }
 

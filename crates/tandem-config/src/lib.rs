@@ -142,8 +142,29 @@ pub struct Config {
     pub limits: Vec<tandem_budget::RateRule>,
     /// Prices per `provider/model` (`provider/*` and `*` as fallbacks).
     pub prices: std::collections::HashMap<String, tandem_budget::Price>,
+    /// Data loss prevention.
+    pub dlp: DlpSettings,
     /// Things worth telling the operator that do not stop the server (e.g. an unset key variable).
     pub warnings: Vec<String>,
+}
+
+/// Data loss prevention settings (`[dlp]`). On by default: secrets found by the default rules are
+/// redacted in requests and answers; personal data detection is opt-in.
+#[derive(Clone, Debug)]
+pub struct DlpSettings {
+    /// Whether requests and answers are scanned at all.
+    pub enabled: bool,
+    /// The compiled rules (the defaults, or `rules`' file) and the personal-data detectors.
+    pub scanner: std::sync::Arc<tandem_dlp::Scanner>,
+    /// What to do with each finding.
+    pub actions: tandem_dlp::Actions,
+    /// Whether answers (streamed or not) are scanned too.
+    pub responses: bool,
+    /// Whether placeholders in answers are replaced by the real values before they reach the client
+    /// (reversible redaction: the model never sees the value, the local side gets it back).
+    pub restore: bool,
+    /// The gitleaks-format rule file, when configured.
+    pub rules_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,6 +191,27 @@ struct ConfigToml {
     limits: Vec<tandem_budget::RateRule>,
     #[serde(default)]
     prices: std::collections::HashMap<String, tandem_budget::Price>,
+    #[serde(default)]
+    dlp: Option<DlpToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DlpToml {
+    enabled: Option<bool>,
+    /// gitleaks-format rule file; relative paths are relative to the config file.
+    rules: Option<PathBuf>,
+    /// Action for secrets: block, redact or log.
+    secrets: Option<String>,
+    /// Action for personal data.
+    pii: Option<String>,
+    /// Personal-data detectors to run: any of email, phone, card, iban, or "all".
+    detect_pii: Option<Vec<String>>,
+    responses: Option<bool>,
+    restore: Option<bool>,
+    /// Per-rule actions.
+    #[serde(default)]
+    actions: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -429,6 +471,7 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
             .validate()
             .map_err(|err| invalid(format!("prices.\"{backend}\": {err}")))?;
     }
+    let dlp = parse_dlp(raw.dlp, &base_dir, &invalid)?;
     Ok(Config {
         source,
         server,
@@ -442,8 +485,131 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
         budgets: raw.budgets,
         limits: raw.limits,
         prices: raw.prices,
+        dlp,
         warnings,
     })
+}
+
+fn parse_dlp(
+    raw: Option<DlpToml>,
+    base_dir: &Path,
+    invalid: &dyn Fn(String) -> Error,
+) -> Result<DlpSettings> {
+    let raw = raw.unwrap_or(DlpToml {
+        enabled: None,
+        rules: None,
+        secrets: None,
+        pii: None,
+        detect_pii: None,
+        responses: None,
+        restore: None,
+        actions: Default::default(),
+    });
+    let action = |what: &str, value: Option<&str>| -> Result<tandem_dlp::Action> {
+        value.unwrap_or("redact").parse().map_err(|_| {
+            invalid(format!(
+                "dlp.{what}: an action is `block`, `redact` or `log`"
+            ))
+        })
+    };
+    let mut actions = tandem_dlp::Actions::new(
+        action("secrets", raw.secrets.as_deref())?,
+        action("pii", raw.pii.as_deref())?,
+    );
+    let rules_file = raw.rules.map(|p| base_dir.join(p));
+    let rules = match &rules_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            tandem_dlp::Rules::from_toml(&text)
+                .map_err(|err| invalid(format!("dlp.rules {}: {err}", path.display())))?
+        }
+        None => tandem_dlp::Rules::builtin()
+            .map_err(|err| invalid(format!("built-in DLP rules: {err}")))?,
+    };
+    let mut pii = tandem_dlp::PiiConfig::none();
+    for kind in raw.detect_pii.unwrap_or_default() {
+        match kind.as_str() {
+            "all" => pii = tandem_dlp::PiiConfig::all(),
+            "email" => pii.email = true,
+            "phone" => pii.phone = true,
+            "card" => pii.card = true,
+            "iban" => pii.iban = true,
+            other => {
+                return Err(invalid(format!(
+                    "dlp.detect_pii: `{other}` is not one of email, phone, card, iban, all"
+                )));
+            }
+        }
+    }
+    for (rule, value) in &raw.actions {
+        let known = rules.ids().any(|id| id == rule)
+            || ["pii-email", "pii-phone", "pii-card", "pii-iban"].contains(&rule.as_str());
+        if !known {
+            return Err(invalid(format!("dlp.actions: no rule has the id `{rule}`")));
+        }
+        actions = actions.with_rule(
+            rule.clone(),
+            action(&format!("actions.\"{rule}\""), Some(value))?,
+        );
+    }
+    let scanner = tandem_dlp::Scanner::new(&rules, &pii)
+        .map_err(|err| invalid(format!("dlp.rules: {err}")))?;
+    Ok(DlpSettings {
+        enabled: raw.enabled.unwrap_or(true),
+        scanner: std::sync::Arc::new(scanner),
+        actions,
+        responses: raw.responses.unwrap_or(true),
+        restore: raw.restore.unwrap_or(false),
+        rules_file,
+    })
+}
+
+/// The key of the DLP placeholder hashes, kept in `<state_dir>/dlp.key` (created on first use, mode
+/// 0600) so that the same value keeps the same placeholder across restarts.
+pub fn dlp_key(state_dir: &Path) -> Result<[u8; 32]> {
+    let path = state_dir.join("dlp.key");
+    let read = |path: &Path| -> Result<Option<[u8; 32]>> {
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(<[u8; 32]>::try_from(bytes.as_slice()).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    };
+    if let Some(key) = read(&path)? {
+        return Ok(key);
+    }
+    let mut key = [0u8; 32];
+    rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut key).map_err(|e| {
+        Error::Invalid {
+            source_name: path.display().to_string(),
+            message: format!("no randomness for the DLP key: {e}"),
+        }
+    })?;
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(state_dir)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::io::Write::write_all(&mut options.open(&path)?, &key)
+    };
+    match write() {
+        Ok(()) => Ok(key),
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read(&path)?.ok_or_else(|| Error::Invalid {
+                source_name: path.display().to_string(),
+                message: "the DLP key file must hold exactly 32 bytes".into(),
+            })
+        }
+        Err(source) => Err(Error::Read { path, source }),
+    }
 }
 
 /// Read and validate a Cedar policy file.

@@ -41,6 +41,9 @@ pub enum Error {
     /// The upstream call failed.
     #[error(transparent)]
     Provider(#[from] tandem_providers::Error),
+    /// Data loss prevention refused the request or answer (names the rule, never the data).
+    #[error("{0}")]
+    Dlp(#[source] tandem_dlp::Error),
     /// The embedded store failed.
     #[error("state store: {0}")]
     Store(#[source] tandem_store::Error),
@@ -54,6 +57,8 @@ impl Error {
             Error::UnknownProvider(_) | Error::UnknownTier(_) => ErrorKind::NotFound,
             Error::NoRouter => ErrorKind::BadRequest,
             Error::Denied(_) => ErrorKind::Denied,
+            Error::Dlp(tandem_dlp::Error::Blocked { .. }) => ErrorKind::Denied,
+            Error::Dlp(_) => ErrorKind::Internal,
             Error::Quota(_) => ErrorKind::QuotaExceeded,
             Error::AllTargetsOpen => ErrorKind::Unavailable,
             Error::NoProviders | Error::NoTargets(_) | Error::Router(_) | Error::Store(_) => {

@@ -6,6 +6,7 @@
 //! Architecture invariant: no HTTP server types here; the gateway owns the wire, this crate owns the flow.
 
 mod breaker;
+mod dlp;
 mod error;
 mod meter;
 mod pipeline;
@@ -16,6 +17,7 @@ mod session;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub use breaker::BreakerConfig;
+pub use dlp::DlpConfig;
 pub use error::{Error, Result};
 pub use meter::MeteredStream;
 pub use pipeline::{Alias, Core, CoreConfig, Hints, Pace};

@@ -10,6 +10,7 @@ use tandem_protocol::StreamEvent;
 use tandem_providers::EventStream;
 use tandem_store::{Outcome, RequestRecord, Store};
 
+use crate::dlp::Findings;
 use crate::elapsed_ms;
 
 /// Called once with the final record of a stream.
@@ -28,6 +29,8 @@ pub struct MeteredStream {
     deltas: u64,
     /// Run once when the record is final (settles the budget reservation, counts interrupts).
     on_close: Option<OnClose>,
+    /// Data loss prevention findings, stored with the record.
+    findings: Option<Findings>,
 }
 
 impl MeteredStream {
@@ -45,7 +48,14 @@ impl MeteredStream {
             store,
             deltas: 0,
             on_close,
+            findings: None,
         }
+    }
+
+    /// Stores these DLP findings with the record.
+    pub(crate) fn with_findings(mut self, findings: Findings) -> Self {
+        self.findings = Some(findings);
+        self
     }
 
     fn observe(&mut self, event: &StreamEvent) {
@@ -85,6 +95,7 @@ impl MeteredStream {
         if !record.usage_exact {
             record.usage.output_tokens = self.deltas;
         }
+        record.dlp = self.findings.as_ref().and_then(Findings::to_json);
         if let Some(on_close) = self.on_close.take() {
             on_close(&record);
         }

@@ -21,6 +21,7 @@ use tandem_providers::{EventStream, Provider};
 use tandem_router::{Router, RouterConfig, SessionFacts};
 use tandem_store::{Outcome, RequestRecord, Store};
 
+use crate::dlp::{self, DlpConfig, DlpStream, Findings};
 use crate::meter::MeteredStream;
 use crate::route::{Attempt, RouteInfo, Target, Tier, TierConfig};
 use crate::session::Sessions;
@@ -56,6 +57,8 @@ pub struct CoreConfig {
     pub ledger: Ledger,
     /// Prices per backend, for cost budgets and records.
     pub prices: Prices,
+    /// Data loss prevention; `None` turns it off.
+    pub dlp: Option<DlpConfig>,
 }
 
 /// The pace a client asked for with the `x-tandem-pace` header.
@@ -108,6 +111,7 @@ pub struct Core {
     policy: RwLock<Arc<Policy>>,
     ledger: Ledger,
     prices: Arc<Prices>,
+    dlp: Option<DlpConfig>,
 }
 
 impl std::fmt::Debug for Core {
@@ -209,6 +213,7 @@ impl Core {
             policy: RwLock::new(config.policy),
             ledger: config.ledger,
             prices: Arc::new(config.prices),
+            dlp: config.dlp,
         })
     }
 
@@ -573,6 +578,9 @@ impl Core {
         req: &ChatRequest,
         hints: &Hints,
     ) -> Result<(ChatResponse, RouteInfo)> {
+        let findings = Findings::default();
+        let (redacted, vault) = self.redact_request(exchange, req, &findings)?;
+        let req = redacted.as_ref().unwrap_or(req);
         let won = self
             .attempt(exchange, req, hints, |target, sent| {
                 Box::pin(target.provider.complete(sent, &target.model))
@@ -586,11 +594,48 @@ impl Core {
         } = won;
         self.settle(reservation, &target.backend, &resp.usage);
         reasoning::tag_response(&target.backend, &mut resp);
+        if let Some(config) = &self.dlp
+            && let Err(err) = dlp::redact_response(config, &vault, &mut resp, &findings)
+        {
+            let err = Error::Dlp(err);
+            let mut record = self.record(
+                exchange,
+                req,
+                Some(&info),
+                Outcome::Error,
+                err.kind().http_status(),
+                Some(err.to_string()),
+            );
+            record.usage = resp.usage;
+            record.usage_exact = true;
+            record.dlp = findings.to_json();
+            self.store.record(record);
+            return Err(err);
+        }
         let mut record = self.record(exchange, req, Some(&info), Outcome::Ok, 200, None);
         record.usage = resp.usage;
         record.usage_exact = true;
+        record.dlp = findings.to_json();
         self.store.record(record);
         Ok((resp, info))
+    }
+
+    /// Redacts the request when DLP is on: the redacted copy (`None` when unchanged) and the vault of
+    /// replaced values. A block is recorded and returned as a refusal.
+    fn redact_request(
+        &self,
+        exchange: &Exchange,
+        req: &ChatRequest,
+        findings: &Findings,
+    ) -> Result<(Option<ChatRequest>, tandem_dlp::Vault)> {
+        let Some(config) = &self.dlp else {
+            return Ok((None, tandem_dlp::Vault::default()));
+        };
+        dlp::redact_request(&config.redactor, req, findings).map_err(|err| {
+            let err = Error::Dlp(err);
+            self.record_failure(exchange, req, None, &err);
+            err
+        })
     }
 
     /// Answer as a metered stream. The first target that produces a first event wins; failures before that
@@ -601,6 +646,9 @@ impl Core {
         req: &ChatRequest,
         hints: &Hints,
     ) -> Result<(MeteredStream, RouteInfo)> {
+        let findings = Findings::default();
+        let (redacted, vault) = self.redact_request(exchange, req, &findings)?;
+        let req = redacted.as_ref().unwrap_or(req);
         let won = self
             .attempt(exchange, req, hints, |target, sent| {
                 Box::pin(open_stream(target, sent))
@@ -631,13 +679,20 @@ impl Core {
                 sessions.update(&key, Instant::now(), |s| s.interrupts += 1);
             }
         });
+        let events: tandem_providers::EventStream = match &self.dlp {
+            Some(config) if config.responses || (config.restore && !vault.is_empty()) => Box::pin(
+                DlpStream::new(events, config.clone(), vault, findings.clone()),
+            ),
+            _ => events,
+        };
         let metered = MeteredStream::new(
             events,
             record,
             exchange.started,
             Arc::clone(&self.store),
             Some(on_close),
-        );
+        )
+        .with_findings(findings);
         Ok((metered, info))
     }
 
@@ -710,6 +765,7 @@ impl Core {
             ttft_ms: None,
             tier: info.and_then(|i| i.tier.clone()),
             route: info.and_then(|i| serde_json::to_string(i).ok()),
+            dlp: None,
         }
     }
 }
@@ -757,7 +813,7 @@ fn retryable(err: &tandem_providers::Error) -> bool {
         | E::Truncated { .. }
         | E::Malformed { .. } => true,
         E::Status { status, .. } => *status >= 500 || matches!(status, 408 | 409 | 429),
-        E::Config { .. } => false,
+        E::Config { .. } | E::Refused { .. } => false,
     }
 }
 

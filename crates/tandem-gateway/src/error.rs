@@ -27,6 +27,9 @@ pub enum Error {
     /// Budgets or limits are invalid.
     #[error("budgets: {0}")]
     Budget(tandem_budget::Error),
+    /// Part of the configuration could not be prepared (the DLP key file).
+    #[error(transparent)]
+    Config(tandem_config::Error),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(#[source] std::io::Error),

@@ -45,7 +45,19 @@ impl AppState {
             providers.push(Arc::new(HttpProvider::new(provider.clone())?));
         }
         let auth = governance::authenticator(config, &store)?;
-        let core_config = core_config(config)?;
+        let mut core_config = core_config(config)?;
+        if config.dlp.enabled {
+            let key = tandem_config::dlp_key(&config.server.state_dir).map_err(Error::Config)?;
+            core_config.dlp = Some(tandem_core::DlpConfig {
+                redactor: tandem_dlp::Redactor::new(
+                    Arc::clone(&config.dlp.scanner),
+                    config.dlp.actions.clone(),
+                    key,
+                ),
+                responses: config.dlp.responses,
+                restore: config.dlp.restore,
+            });
+        }
         core_config
             .ledger
             .import(governance::from_rows(store.load_budget_usage()?));
@@ -147,6 +159,7 @@ fn core_config(config: &Config) -> Result<CoreConfig> {
         policy: Arc::clone(&config.policy),
         ledger,
         prices: tandem_budget::Prices::new(config.prices.clone()),
+        dlp: None,
     })
 }
 

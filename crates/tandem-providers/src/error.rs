@@ -61,6 +61,13 @@ pub enum Error {
         #[source]
         source: tandem_translate::Error,
     },
+    /// The gateway refused to pass the answer on (a data loss prevention rule whose action is block,
+    /// or a redaction that could not complete). Names the rule, never the data.
+    #[error("answer refused: {reason}")]
+    Refused {
+        /// Why, naming the rule.
+        reason: String,
+    },
     /// The provider could not be built from its configuration.
     #[error("provider `{provider}` is misconfigured: {message}")]
     Config {
@@ -87,6 +94,7 @@ impl Error {
             | Error::Truncated { .. }
             | Error::Malformed { .. } => ErrorKind::Upstream,
             Error::Config { .. } => ErrorKind::Internal,
+            Error::Refused { .. } => ErrorKind::Denied,
         }
     }
 }

@@ -78,4 +78,7 @@ pub struct RequestRecord {
     pub tier: Option<String>,
     /// The routing record as JSON: tier, target, reason, rule, score, every attempt.
     pub route: Option<String>,
+    /// Data loss prevention findings as JSON (direction, rule, class, action, fingerprint; never the
+    /// value), when there were any.
+    pub dlp: Option<String>,
 }

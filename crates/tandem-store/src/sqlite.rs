@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS requests (
     latency_ms INTEGER NOT NULL,
     ttft_ms INTEGER,
     tier TEXT,
-    route TEXT
+    route TEXT,
+    dlp TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_started ON requests(started_at_ms);
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -63,6 +64,18 @@ const BATCH: usize = 512;
 /// One transaction per request cost about a quarter of the gateway's CPU under sequential load.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// Columns added after the first release, for databases created before them.
+fn migrate(conn: &Connection) -> Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('requests')")?;
+    let columns = stmt
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if !columns.iter().any(|c| c == "dlp") {
+        conn.execute_batch("ALTER TABLE requests ADD COLUMN dlp TEXT")?;
+    }
+    Ok(())
+}
+
 enum Msg {
     Record(Box<RequestRecord>),
     Flush(SyncSender<Result<()>>),
@@ -90,6 +103,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         thread::Builder::new()
             .name("tandem-store-writer".into())
@@ -144,7 +158,7 @@ impl Store {
         let mut stmt = conn.prepare(
             "SELECT id, started_at_ms, api, client_model, provider, upstream_model, stream, status, outcome,
                     error, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, usage_exact,
-                    latency_ms, ttft_ms, tier, route
+                    latency_ms, ttft_ms, tier, route, dlp
              FROM requests ORDER BY seq DESC LIMIT ?1",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -171,6 +185,7 @@ impl Store {
                 ttft_ms: row.get(16)?,
                 tier: row.get(17)?,
                 route: row.get(18)?,
+                dlp: row.get(19)?,
             })
         })?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -250,8 +265,8 @@ fn insert(conn: &mut Connection, batch: &[Box<RequestRecord>]) -> rusqlite::Resu
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO requests (id, started_at_ms, api, client_model, provider, upstream_model,
                 stream, status, outcome, error, input_tokens, output_tokens, cached_input_tokens,
-                reasoning_tokens, usage_exact, latency_ms, ttft_ms, tier, route)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                reasoning_tokens, usage_exact, latency_ms, ttft_ms, tier, route, dlp)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
         )?;
         for r in batch {
             stmt.execute(params![
@@ -274,6 +289,7 @@ fn insert(conn: &mut Connection, batch: &[Box<RequestRecord>]) -> rusqlite::Resu
                 r.ttft_ms,
                 r.tier,
                 r.route,
+                r.dlp,
             ])?;
         }
     }
@@ -309,6 +325,7 @@ mod tests {
             ttft_ms: Some(2),
             tier: Some("live".into()),
             route: Some("{}".into()),
+            dlp: None,
         }
     }
 

@@ -22,6 +22,8 @@
 //! - `truncate_after=N`: stream `N` tokens, then end the body cleanly without the format's terminal events.
 //! - `bytes=N`: one single text token of `N` bytes (`"x"` repeated).
 //! - `tool=NAME&args=JSON`: answer with one tool call (`args` defaults to `{}`).
+//! - `say=TEXT`: answer with TEXT, streamed in 3-character chunks (so words split across events).
+//! - `echo`: answer with the last user message's text, in 3-character chunks.
 //!
 //! Unknown options and malformed values are answered with HTTP 400, so typos in tests fail loudly.
 //! At most one of the four fault options may be given.

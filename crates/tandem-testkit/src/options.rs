@@ -16,6 +16,10 @@ pub(crate) struct Options {
     pub(crate) fault: Option<Fault>,
     pub(crate) bytes: Option<usize>,
     pub(crate) tool: Option<ToolOption>,
+    /// Answer with this text, in 3-character chunks.
+    pub(crate) say: Option<String>,
+    /// Answer with the last user message's text, in 3-character chunks.
+    pub(crate) echo: bool,
 }
 
 /// The `tokens` option: a count, or the configured default.
@@ -94,6 +98,8 @@ pub(crate) fn parse(model: &str) -> Result<Options, String> {
                 });
             }
             "args" => args = Some(value.to_owned()),
+            "say" => options.say = Some(value.to_owned()),
+            "echo" => options.echo = true,
             other => return Err(format!("unknown model option `{other}`")),
         }
     }

@@ -81,6 +81,14 @@ pub(crate) fn answer(
     };
     let (text, tools) = if let Some(tool) = &options.tool {
         (None, vec![next_call(&tool.name, &tool.args)])
+    } else if let Some(say) = options
+        .say
+        .as_ref()
+        .or(options.echo.then_some(&conversation.last_user_text))
+    {
+        let pieces = chunks(say, 3);
+        let len = pieces.len();
+        (Some((Source::Words(pieces), len)), Vec::new())
     } else if let Some(bytes) = options.bytes {
         (Some((Source::Bytes(bytes), 1)), Vec::new())
     } else if let Some(tokens) = options.tokens {
@@ -210,6 +218,12 @@ pub(crate) fn write_json_str(text: &str, out: &mut BytesMut) {
 /// `ceil(chars / 4)`, at least 1.
 fn prompt_tokens(chars: usize) -> u64 {
     (chars.div_ceil(4) as u64).max(1)
+}
+
+/// Splits text into pieces of `n` characters.
+fn chunks(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars.chunks(n.max(1)).map(|c| c.iter().collect()).collect()
 }
 
 /// Splits text into tokens that start at each word, the leading space belonging to the word.

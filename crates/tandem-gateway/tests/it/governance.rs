@@ -358,7 +358,7 @@ max_tokens = 1000000
         .unwrap();
     let mut stream = resp.bytes_stream();
     let mut seen = String::new();
-    while seen.matches("\"content\":\"tok").count() < 10 {
+    while seen.matches("tok").count() < 10 {
         seen.push_str(std::str::from_utf8(&stream.next().await.unwrap().unwrap()).unwrap());
     }
     drop(stream);

@@ -3,6 +3,8 @@
 #[cfg(test)]
 mod apis;
 #[cfg(test)]
+mod dlp;
+#[cfg(test)]
 mod errors;
 #[cfg(test)]
 mod governance;

@@ -1,0 +1,629 @@
+//! The compiled scanner: one Aho-Corasick pass (leftmost-longest, DFA) over every rule keyword, then each triggered rule's
+//! byte regex (Unicode off) only inside a window around its keyword hits, then secret extraction,
+//! entropy, validators and allowlists.
+//!
+//! Windows: a rule's regex has a maximum match length `w` (from its syntax tree, or
+//! [`UNBOUNDED_WINDOW`] when it has none), and a keyword must occur inside every match, so a match
+//! that holds a keyword hit lies within `w` bytes of it. Windows of one rule that touch are merged so
+//! no byte is searched twice for the same rule. Rules without keywords search the whole text.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input, hybrid, meta, nfa::thompson};
+
+use crate::entropy::shannon;
+use crate::pii::{self, PiiConfig, PiiKind};
+use crate::rules::{AllowlistSpec, RuleSpec, Rules, Target};
+use crate::{Error, Result};
+
+/// The search window for a regex with no maximum match length, in bytes each side of a keyword.
+pub const UNBOUNDED_WINDOW: usize = 512;
+
+/// The text a redaction leaves behind starts with this; findings inside a placeholder are dropped,
+/// so redacting twice changes nothing.
+pub(crate) const PLACEHOLDER_PREFIX: &[u8] = b"[REDACTED:";
+
+/// What kind of data a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// A credential: key, token, password, private key.
+    Secret,
+    /// Personal data.
+    Pii(PiiKind),
+}
+
+/// One detected secret or piece of personal data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The rule id.
+    pub rule: Arc<str>,
+    /// Secret or personal data.
+    pub class: Class,
+    /// Byte range of the secret itself (the rule's secret group), the part a redaction replaces.
+    pub span: Range<usize>,
+    /// Byte range of the whole regex match (keyword, assignment, quotes).
+    pub matched: Range<usize>,
+}
+
+/// A compiled rule set. Cheap to share (`Arc`); scanning takes `&self` from any thread.
+#[derive(Debug)]
+pub struct Scanner {
+    rules: Vec<Compiled>,
+    keywords: Option<AhoCorasick>,
+    /// For each keyword (Aho-Corasick pattern id), the rules it triggers.
+    keyword_rules: Vec<Vec<u32>>,
+    /// Rules with no keywords: searched over the whole text.
+    unkeyed: Vec<u32>,
+    allowlists: Vec<Allow>,
+    /// All rule regexes as one lazy DFA, used by streams to ask whether a match could still start at
+    /// a position.
+    live: hybrid::dfa::DFA,
+    /// The longest window of any rule: no match is longer than twice this.
+    pub(crate) max_window: usize,
+}
+
+#[derive(Debug)]
+struct Compiled {
+    id: Arc<str>,
+    class: Class,
+    regex: Option<meta::Regex>,
+    group: Option<usize>,
+    has_groups: bool,
+    entropy: Option<f32>,
+    path: Option<meta::Regex>,
+    allowlists: Vec<Allow>,
+    window: usize,
+    validate: Option<fn(&[u8]) -> bool>,
+}
+
+#[derive(Debug)]
+struct Allow {
+    all: bool,
+    paths: Vec<meta::Regex>,
+    regexes: Option<meta::Regex>,
+    target: Target,
+    stopwords: Option<AhoCorasick>,
+    commits: bool,
+    target_rules: Vec<Arc<str>>,
+}
+
+fn syntax_config() -> syntax::Config {
+    syntax::Config::new().unicode(false).utf8(false)
+}
+
+fn compile(owner: &str, patterns: &[&str]) -> Result<meta::Regex> {
+    meta::Regex::builder()
+        .syntax(syntax_config())
+        .configure(meta::Config::new().utf8_empty(false))
+        .build_many(patterns)
+        .map_err(|e| Error::Regex {
+            rule: owner.into(),
+            message: e.to_string().into(),
+        })
+}
+
+/// The longest match `pattern` can produce, if it is bounded.
+fn max_len(owner: &str, pattern: &str) -> Result<Option<usize>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .map_err(|e| Error::Regex {
+            rule: owner.into(),
+            message: e.to_string().into(),
+        })?;
+    Ok(hir.properties().maximum_len())
+}
+
+impl Allow {
+    fn compile(owner: &str, spec: &AllowlistSpec) -> Result<Allow> {
+        let paths = spec
+            .paths
+            .iter()
+            .map(|p| compile(owner, &[p.as_str()]))
+            .collect::<Result<Vec<_>>>()?;
+        let regexes = if spec.regexes.is_empty() {
+            None
+        } else {
+            let pats: Vec<&str> = spec.regexes.iter().map(String::as_str).collect();
+            Some(compile(owner, &pats)?)
+        };
+        let stopwords = if spec.stopwords.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(&spec.stopwords)
+                    .map_err(|e| Error::Rule {
+                        rule: owner.into(),
+                        message: format!("stopwords: {e}").into(),
+                    })?,
+            )
+        };
+        Ok(Allow {
+            all: spec.all,
+            paths,
+            regexes,
+            target: spec.target,
+            stopwords,
+            commits: spec.commits,
+            target_rules: spec
+                .target_rules
+                .iter()
+                .map(|r| Arc::from(r.as_str()))
+                .collect(),
+        })
+    }
+
+    /// Whether this allowlist lets the candidate through (suppresses it).
+    fn allows(&self, c: &Candidate<'_>) -> bool {
+        let mut results = [None; 4];
+        if self.commits {
+            results[0] = Some(false);
+        }
+        if !self.paths.is_empty() {
+            results[1] = Some(
+                c.path
+                    .is_some_and(|p| self.paths.iter().any(|r| r.is_match(p))),
+            );
+        }
+        if let Some(re) = &self.regexes {
+            let hay = match self.target {
+                Target::Secret => c.secret,
+                Target::Match => c.matched,
+                Target::Line => c.line,
+            };
+            results[2] = Some(re.is_match(hay));
+        }
+        if let Some(sw) = &self.stopwords {
+            results[3] = Some(sw.is_match(c.secret));
+        }
+        let mut present = results.iter().flatten().peekable();
+        if present.peek().is_none() {
+            return false;
+        }
+        if self.all {
+            present.all(|&r| r)
+        } else {
+            present.any(|&r| r)
+        }
+    }
+}
+
+struct Candidate<'a> {
+    secret: &'a [u8],
+    matched: &'a [u8],
+    line: &'a [u8],
+    path: Option<&'a str>,
+}
+
+impl Compiled {
+    fn from_rule(spec: &RuleSpec) -> Result<Compiled> {
+        let regex = spec
+            .regex
+            .as_deref()
+            .map(|r| compile(&spec.id, &[r]))
+            .transpose()?;
+        let window = match &spec.regex {
+            Some(r) => max_len(&spec.id, r)?.unwrap_or(UNBOUNDED_WINDOW),
+            None => 0,
+        };
+        let groups = regex
+            .as_ref()
+            .map(|r| r.group_info().group_len(regex_automata::PatternID::ZERO))
+            .unwrap_or(0);
+        if let Some(g) = spec.secret_group
+            && g >= groups
+        {
+            return Err(Error::Rule {
+                rule: spec.id.clone().into(),
+                message: format!(
+                    "`secretGroup = {g}` but the regex has {} capture groups",
+                    groups.saturating_sub(1)
+                )
+                .into(),
+            });
+        }
+        Ok(Compiled {
+            id: Arc::from(spec.id.as_str()),
+            class: Class::Secret,
+            regex,
+            group: spec.secret_group.filter(|&g| g > 0),
+            has_groups: groups > 1,
+            entropy: spec.entropy.filter(|&e| e > 0.0),
+            path: spec
+                .path
+                .as_deref()
+                .map(|p| compile(&spec.id, &[p]))
+                .transpose()?,
+            allowlists: spec
+                .allowlists
+                .iter()
+                .map(|a| Allow::compile(&spec.id, a))
+                .collect::<Result<_>>()?,
+            window,
+            validate: None,
+        })
+    }
+
+    fn from_pii(spec: &pii::PiiSpec) -> Result<Compiled> {
+        let id = spec.kind.rule_id();
+        Ok(Compiled {
+            id: Arc::from(id),
+            class: Class::Pii(spec.kind),
+            regex: Some(compile(id, &[spec.regex])?),
+            group: None,
+            has_groups: false,
+            entropy: None,
+            path: None,
+            allowlists: Vec::new(),
+            window: max_len(id, spec.regex)?.unwrap_or(UNBOUNDED_WINDOW),
+            validate: Some(spec.validate),
+        })
+    }
+}
+
+impl Scanner {
+    /// Compiles `rules` plus the personal-data detectors `pii` turns on.
+    pub fn new(rules: &Rules, pii: &PiiConfig) -> Result<Scanner> {
+        let mut compiled = Vec::new();
+        let mut keyword_lists: Vec<Vec<String>> = Vec::new();
+        for spec in &rules.rules {
+            compiled.push(Compiled::from_rule(spec)?);
+            keyword_lists.push(spec.keywords.clone());
+        }
+        for spec in pii::specs(pii) {
+            compiled.push(Compiled::from_pii(&spec)?);
+            keyword_lists.push(spec.keywords.iter().map(|k| (*k).to_owned()).collect());
+        }
+
+        let mut keywords: Vec<String> = Vec::new();
+        let mut keyword_rules: Vec<Vec<u32>> = Vec::new();
+        let mut unkeyed = Vec::new();
+        for (idx, list) in keyword_lists.iter().enumerate() {
+            let idx = u32::try_from(idx).map_err(|_| Error::Rule {
+                rule: "rules".into(),
+                message: "too many rules".into(),
+            })?;
+            if list.iter().all(|k| k.is_empty()) {
+                if compiled[idx as usize].regex.is_some() {
+                    unkeyed.push(idx);
+                }
+                continue;
+            }
+            for kw in list.iter().filter(|k| !k.is_empty()) {
+                match keywords.iter().position(|k| k == kw) {
+                    Some(pos) => keyword_rules[pos].push(idx),
+                    None => {
+                        keywords.push(kw.clone());
+                        keyword_rules.push(vec![idx]);
+                    }
+                }
+            }
+        }
+        let keyword_rules = overlap_closure(&keywords, keyword_rules);
+        let ac = if keywords.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(&keywords)
+                    .map_err(|e| Error::Rule {
+                        rule: "keywords".into(),
+                        message: e.to_string().into(),
+                    })?,
+            )
+        };
+
+        let allowlists = rules
+            .allowlists
+            .iter()
+            .map(|a| Allow::compile("allowlist", a))
+            .collect::<Result<Vec<_>>>()?;
+
+        let patterns: Vec<&str> = rules
+            .rules
+            .iter()
+            .filter_map(|r| r.regex.as_deref())
+            .chain(pii::specs(pii).iter().map(|s| s.regex))
+            .collect();
+        let live = build_live(&patterns)?;
+        let max_window = compiled.iter().map(|c| c.window).max().unwrap_or(0);
+
+        Ok(Scanner {
+            rules: compiled,
+            keywords: ac,
+            keyword_rules,
+            unkeyed,
+            allowlists,
+            live,
+            max_window,
+        })
+    }
+
+    /// The number of compiled rules, personal-data detectors included.
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Finds secrets and personal data in text sent to or received from a model. Rules restricted to
+    /// paths do not apply, and inline `gitleaks:allow` comments are not honoured (a prompt must not
+    /// be able to switch its own scanning off).
+    pub fn scan(&self, text: &[u8]) -> Vec<Finding> {
+        self.scan_with(text, None)
+    }
+
+    /// Finds secrets in a file: path rules and path allowlists apply, and lines carrying a
+    /// `gitleaks:allow` comment are skipped, as in gitleaks.
+    pub fn scan_path(&self, path: &str, text: &[u8]) -> Vec<Finding> {
+        self.scan_with(text, Some(path))
+    }
+
+    fn scan_with(&self, text: &[u8], path: Option<&str>) -> Vec<Finding> {
+        let mut windows: Vec<(u32, usize, usize)> = Vec::new();
+        if let Some(ac) = &self.keywords {
+            for m in ac.find_iter(text) {
+                for &r in &self.keyword_rules[m.pattern().as_usize()] {
+                    let w = self.rules[r as usize].window;
+                    windows.push((
+                        r,
+                        m.start().saturating_sub(w),
+                        (m.end() + w).min(text.len()),
+                    ));
+                }
+            }
+        }
+        for &r in &self.unkeyed {
+            windows.push((r, 0, text.len()));
+        }
+        windows.sort_unstable();
+
+        let mut findings = Vec::new();
+        let mut i = 0;
+        while i < windows.len() {
+            let (rule, start, mut end) = windows[i];
+            i += 1;
+            while i < windows.len() && windows[i].0 == rule && windows[i].1 <= end {
+                end = end.max(windows[i].2);
+                i += 1;
+            }
+            self.search(rule as usize, text, start..end, path, &mut findings);
+        }
+        if let Some(path) = path {
+            for rule in self.rules.iter().filter(|r| r.regex.is_none()) {
+                if rule.path.as_ref().is_some_and(|p| p.is_match(path)) {
+                    findings.push((
+                        0,
+                        Finding {
+                            rule: rule.id.clone(),
+                            class: rule.class,
+                            span: 0..0,
+                            matched: 0..0,
+                        },
+                    ));
+                }
+            }
+        }
+        // One finding per secret span: where rules overlap exactly, the earlier (more specific) rule
+        // in file order wins.
+        findings.sort_by_key(|(rank, f)| (f.span.start, f.span.end, *rank));
+        findings.dedup_by(|b, a| a.1.span == b.1.span);
+        findings.into_iter().map(|(_, f)| f).collect()
+    }
+
+    fn search(
+        &self,
+        idx: usize,
+        text: &[u8],
+        window: Range<usize>,
+        path: Option<&str>,
+        out: &mut Vec<(usize, Finding)>,
+    ) {
+        let rule = &self.rules[idx];
+        let Some(re) = &rule.regex else { return };
+        match (&rule.path, path) {
+            (Some(_), None) => return,
+            (Some(p), Some(path)) if !p.is_match(path) => return,
+            _ => {}
+        }
+        let mut caps = None;
+        for m in re.find_iter(Input::new(text).range(window)) {
+            let matched = m.range();
+            let span = if rule.group.is_some() || rule.has_groups {
+                let caps = caps.get_or_insert_with(|| re.create_captures());
+                re.search_captures(
+                    &Input::new(text)
+                        .range(matched.clone())
+                        .anchored(Anchored::Yes),
+                    caps,
+                );
+                let group = match rule.group {
+                    Some(g) => caps.get_group(g),
+                    None => (1..caps.group_len()).find_map(|g| caps.get_group(g)),
+                };
+                match group {
+                    Some(g) => g.range(),
+                    None if rule.group.is_some() => continue,
+                    None => matched.clone(),
+                }
+            } else {
+                matched.clone()
+            };
+            if span.is_empty() {
+                continue;
+            }
+            let secret = &text[span.clone()];
+            if rule.entropy.is_some_and(|t| shannon(secret) <= t) {
+                continue;
+            }
+            if rule.validate.is_some_and(|v| !v(secret)) {
+                continue;
+            }
+            if inside_placeholder(text, &span) {
+                continue;
+            }
+            let line = line_of(text, &matched);
+            if path.is_some() && contains(line, b"gitleaks:allow") {
+                continue;
+            }
+            let candidate = Candidate {
+                secret,
+                matched: &text[matched.clone()],
+                line,
+                path,
+            };
+            // Global allowlists belong to the (gitleaks) secret rules, not to personal data.
+            let allowed = rule.allowlists.iter().any(|a| a.allows(&candidate))
+                || rule.class == Class::Secret
+                    && self.allowlists.iter().any(|a| {
+                        (a.target_rules.is_empty() || a.target_rules.contains(&rule.id))
+                            && a.allows(&candidate)
+                    });
+            if allowed {
+                continue;
+            }
+            out.push((
+                idx,
+                Finding {
+                    rule: rule.id.clone(),
+                    class: rule.class,
+                    span,
+                    matched,
+                },
+            ));
+        }
+    }
+
+    /// A fresh cache for [`Scanner::could_match_from`]; one per stream.
+    pub(crate) fn live_cache(&self) -> hybrid::dfa::Cache {
+        self.live.create_cache()
+    }
+
+    /// Whether some rule's regex could match starting at `at`, given `hay[..end]` and any bytes that
+    /// may follow `end`. Conservative: `true` when unsure. A candidate alive for more than
+    /// `2 * max_window` bytes is longer than any match the scanner can report, so it does not count.
+    pub(crate) fn could_match_from(
+        &self,
+        cache: &mut hybrid::dfa::Cache,
+        hay: &[u8],
+        at: usize,
+    ) -> bool {
+        let input = Input::new(hay).range(at..).anchored(Anchored::Yes);
+        let Ok(mut state) = self.live.start_state_forward(cache, &input) else {
+            return true;
+        };
+        let limit = (at + 2 * self.max_window + 1).min(hay.len());
+        for &b in &hay[at..limit] {
+            state = match self.live.next_state(cache, state, b) {
+                Ok(s) => s,
+                Err(_) => return true,
+            };
+            if state.is_dead() {
+                return false;
+            }
+            if state.is_quit() {
+                return true;
+            }
+        }
+        limit == hay.len()
+    }
+}
+
+/// Widens each keyword's rule list to the rules of every keyword that can overlap it (one inside the
+/// other, or the end of one being the start of the other).
+///
+/// The keyword pass reports non-overlapping leftmost-longest matches, which is much faster than an
+/// overlapping search; a keyword occurrence it skips overlaps a reported one, and the reported
+/// keyword's window (at least a match long on each side) covers it, so running the overlapping
+/// keywords' rules there finds the same matches an overlapping search would.
+fn overlap_closure(keywords: &[String], rules: Vec<Vec<u32>>) -> Vec<Vec<u32>> {
+    let overlaps = |a: &str, b: &str| {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        let inside = |x: &[u8], y: &[u8]| x.windows(y.len()).any(|w| w == y);
+        inside(a, b)
+            || inside(b, a)
+            || (1..a.len().min(b.len())).any(|n| a.ends_with(&b[..n]) || b.ends_with(&a[..n]))
+    };
+    keywords
+        .iter()
+        .map(|a| {
+            let mut set: Vec<u32> = keywords
+                .iter()
+                .zip(&rules)
+                .filter(|(b, _)| overlaps(a, b))
+                .flat_map(|(_, r)| r.iter().copied())
+                .collect();
+            set.sort_unstable();
+            set.dedup();
+            set
+        })
+        .collect()
+}
+
+fn build_live(patterns: &[&str]) -> Result<hybrid::dfa::DFA> {
+    if patterns.is_empty() {
+        return hybrid::dfa::DFA::never_match().map_err(|e| Error::Rule {
+            rule: "rules".into(),
+            message: e.to_string().into(),
+        });
+    }
+    hybrid::dfa::DFA::builder()
+        .syntax(syntax_config())
+        .thompson(thompson::Config::new().which_captures(thompson::WhichCaptures::None))
+        .configure(
+            hybrid::dfa::Config::new()
+                .cache_capacity(4 << 20)
+                .skip_cache_capacity_check(true)
+                .minimum_cache_clear_count(None),
+        )
+        .build_many(patterns)
+        .map_err(|e| Error::Rule {
+            rule: "rules".into(),
+            message: format!("cannot build the stream automaton: {e}").into(),
+        })
+}
+
+fn line_of<'a>(text: &'a [u8], m: &Range<usize>) -> &'a [u8] {
+    let start = text[..m.start]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let end = text[m.end..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(text.len(), |p| m.end + p);
+    &text[start..end]
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Whether `span` lies inside a `[REDACTED:…]` placeholder.
+fn inside_placeholder(text: &[u8], span: &Range<usize>) -> bool {
+    if text[span.clone()].starts_with(PLACEHOLDER_PREFIX) {
+        return true;
+    }
+    let from = span.start.saturating_sub(80);
+    let before = &text[from..span.start.min(text.len())];
+    let Some(open) = before
+        .windows(PLACEHOLDER_PREFIX.len())
+        .rposition(|w| w == PLACEHOLDER_PREFIX)
+        .map(|p| from + p)
+    else {
+        return false;
+    };
+    let close = text[open..]
+        .iter()
+        .position(|&b| b == b']')
+        .map(|p| open + p);
+    close.is_some_and(|c| c >= span.end.saturating_sub(1))
+}
