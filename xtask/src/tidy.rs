@@ -22,6 +22,7 @@ const DEPENDENCY_ABSENCES: &[(&str, &[&str])] = &[
     ("tandem-router", &["tokio"]),
     ("tandem-policy", &["tokio"]),
     ("tandem-budget", &["tokio"]),
+    ("tandem-dlp", &["tokio"]),
 ];
 
 /// Attribute openings that tidy rejects. Built with `concat!` so this file does not match itself.

@@ -218,7 +218,33 @@ struct Results {
     settings: Settings,
     corpus: CorpusFacts,
     tools: Vec<ToolResult>,
-    plants: Vec<Plant>,
+    /// Where each item was planted; the values are masked (the corpus directory's `manifest.json` has them),
+    /// so that a committed report holds no format-valid token for push protection to trip on.
+    plants: Vec<PlantSummary>,
+}
+
+/// A planted item as the JSON report records it.
+#[derive(Debug, Clone, Serialize)]
+struct PlantSummary {
+    kind: PlantKind,
+    label: &'static str,
+    first_line: usize,
+    last_line: usize,
+    /// The first six characters and the length.
+    masked: String,
+}
+
+impl PlantSummary {
+    fn of(plant: &Plant) -> PlantSummary {
+        let first: String = plant.text.trim_start().chars().take(6).collect();
+        PlantSummary {
+            kind: plant.kind,
+            label: plant.label,
+            first_line: plant.first_line,
+            last_line: plant.last_line,
+            masked: format!("{first}… ({} bytes)", plant.text.len()),
+        }
+    }
 }
 
 /// Runs the DLP benchmark and writes `dlp-<date>.md` and `.json` into `--out`.
@@ -359,7 +385,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         settings,
         corpus: facts,
         tools,
-        plants: corpus.plants.clone(),
+        plants: corpus.plants.iter().map(PlantSummary::of).collect(),
     };
     let markdown = markdown(&results);
     let (markdown_path, json_path) = write(&args.out, &results, &markdown)?;

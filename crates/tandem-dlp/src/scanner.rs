@@ -1,4 +1,4 @@
-//! The compiled scanner: one Aho-Corasick pass (leftmost-longest, DFA) over every rule keyword, then each triggered rule's
+//! The compiled scanner: one Aho-Corasick DFA pass over every rule keyword, then each triggered rule's
 //! byte regex (Unicode off) only inside a window around its keyword hits, then secret extraction,
 //! entropy, validators and allowlists.
 //!
@@ -10,7 +10,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, MatchKind};
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, hybrid, meta, nfa::thompson};
 
@@ -52,7 +52,7 @@ pub struct Finding {
 #[derive(Debug)]
 pub struct Scanner {
     rules: Vec<Compiled>,
-    keywords: Option<AhoCorasick>,
+    keywords: Option<KeywordDfa>,
     /// For each keyword (Aho-Corasick pattern id), the rules it triggers.
     keyword_rules: Vec<Vec<u32>>,
     /// Rules with no keywords: searched over the whole text.
@@ -306,21 +306,10 @@ impl Scanner {
                 }
             }
         }
-        let keyword_rules = overlap_closure(&keywords, keyword_rules);
         let ac = if keywords.is_empty() {
             None
         } else {
-            Some(
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .build(&keywords)
-                    .map_err(|e| Error::Rule {
-                        rule: "keywords".into(),
-                        message: e.to_string().into(),
-                    })?,
-            )
+            Some(KeywordDfa::new(&keywords)?)
         };
 
         let allowlists = rules
@@ -369,17 +358,13 @@ impl Scanner {
 
     fn scan_with(&self, text: &[u8], path: Option<&str>) -> Vec<Finding> {
         let mut windows: Vec<(u32, usize, usize)> = Vec::new();
-        if let Some(ac) = &self.keywords {
-            for m in ac.find_iter(text) {
-                for &r in &self.keyword_rules[m.pattern().as_usize()] {
+        if let Some(kw) = &self.keywords {
+            kw.each_hit(text, |pattern, start, end| {
+                for &r in &self.keyword_rules[pattern] {
                     let w = self.rules[r as usize].window;
-                    windows.push((
-                        r,
-                        m.start().saturating_sub(w),
-                        (m.end() + w).min(text.len()),
-                    ));
+                    windows.push((r, start.saturating_sub(w), (end + w).min(text.len())));
                 }
-            }
+            });
         }
         for &r in &self.unkeyed {
             windows.push((r, 0, text.len()));
@@ -537,35 +522,104 @@ impl Scanner {
     }
 }
 
-/// Widens each keyword's rule list to the rules of every keyword that can overlap it (one inside the
-/// other, or the end of one being the start of the other).
+/// The keyword pass: Aho-Corasick's DFA over every rule keyword (ASCII case-insensitive, standard
+/// semantics, so every occurrence is reported, overlapping ones included), walked over four parts of
+/// the text at once.
 ///
-/// The keyword pass reports non-overlapping leftmost-longest matches, which is much faster than an
-/// overlapping search; a keyword occurrence it skips overlaps a reported one, and the reported
-/// keyword's window (at least a match long on each side) covers it, so running the overlapping
-/// keywords' rules there finds the same matches an overlapping search would.
-fn overlap_closure(keywords: &[String], rules: Vec<Vec<u32>>) -> Vec<Vec<u32>> {
-    let overlaps = |a: &str, b: &str| {
-        let (a, b) = (a.as_bytes(), b.as_bytes());
-        let inside = |x: &[u8], y: &[u8]| x.windows(y.len()).any(|w| w == y);
-        inside(a, b)
-            || inside(b, a)
-            || (1..a.len().min(b.len())).any(|n| a.ends_with(&b[..n]) || b.ends_with(&a[..n]))
-    };
-    keywords
-        .iter()
-        .map(|a| {
-            let mut set: Vec<u32> = keywords
-                .iter()
-                .zip(&rules)
-                .filter(|(b, _)| overlaps(a, b))
-                .flat_map(|(_, r)| r.iter().copied())
-                .collect();
-            set.sort_unstable();
-            set.dedup();
-            set
+/// Why not `AhoCorasick::find_overlapping_iter`: its loop follows one chain of dependent table
+/// lookups, and with over a hundred keywords the transition table does not fit in L1, so each byte
+/// waits on a cache load. Four independent walks in one loop overlap those waits; measured on 0.5 MB
+/// of code this is about 1.9× faster. The automaton itself is the crate's.
+#[derive(Debug)]
+struct KeywordDfa {
+    dfa: aho_corasick::dfa::DFA,
+    /// The longest keyword: each part's walk starts this many bytes early, so keywords that cross a
+    /// part boundary are seen whole (and reported by the part they end in).
+    longest: usize,
+}
+
+impl KeywordDfa {
+    const LANES: usize = 4;
+
+    fn new(keywords: &[String]) -> Result<KeywordDfa> {
+        let dfa = aho_corasick::dfa::DFA::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(keywords)
+            .map_err(|e| Error::Rule {
+                rule: "keywords".into(),
+                message: e.to_string().into(),
+            })?;
+        Ok(KeywordDfa {
+            dfa,
+            longest: keywords.iter().map(String::len).max().unwrap_or(0),
         })
-        .collect()
+    }
+
+    /// Calls `hit(pattern, start, end)` for every keyword occurrence, in no particular order.
+    fn each_hit(&self, text: &[u8], mut hit: impl FnMut(usize, usize, usize)) {
+        use aho_corasick::automaton::Automaton as _;
+        let dfa = &self.dfa;
+        let Ok(start) = dfa.start_state(aho_corasick::Anchored::No) else {
+            return;
+        };
+        let part = text.len().div_ceil(Self::LANES).max(1);
+        // Per lane: the next byte to read, where its own part starts and ends, and its state.
+        let mut pos = [0usize; Self::LANES];
+        let mut from = [0usize; Self::LANES];
+        let mut end = [0usize; Self::LANES];
+        let mut state = [start; Self::LANES];
+        for k in 0..Self::LANES {
+            from[k] = (k * part).min(text.len());
+            end[k] = ((k + 1) * part).min(text.len());
+            pos[k] = from[k].saturating_sub(self.longest.saturating_sub(1));
+        }
+        // `at` is one past the last byte read; a lane reports keywords that end inside its part.
+        let mut report = |sid, at: usize, lane_from: usize| {
+            if at <= lane_from {
+                return;
+            }
+            for i in 0..dfa.match_len(sid) {
+                let pid = dfa.match_pattern(sid, i);
+                hit(pid.as_usize(), at - dfa.pattern_len(pid), at);
+            }
+        };
+        // All lanes in step while every lane has bytes left; then each lane finishes alone.
+        let common = (0..Self::LANES).map(|k| end[k] - pos[k]).min().unwrap_or(0);
+        let lane = |k: usize| &text[pos[k]..pos[k] + common];
+        let (l0, l1, l2, l3) = (lane(0), lane(1), lane(2), lane(3));
+        let mut st = state;
+        for (i, (((&b0, &b1), &b2), &b3)) in l0.iter().zip(l1).zip(l2).zip(l3).enumerate() {
+            st[0] = dfa.next_state(aho_corasick::Anchored::No, st[0], b0);
+            st[1] = dfa.next_state(aho_corasick::Anchored::No, st[1], b1);
+            st[2] = dfa.next_state(aho_corasick::Anchored::No, st[2], b2);
+            st[3] = dfa.next_state(aho_corasick::Anchored::No, st[3], b3);
+            if dfa.is_special(st[0])
+                | dfa.is_special(st[1])
+                | dfa.is_special(st[2])
+                | dfa.is_special(st[3])
+            {
+                for k in 0..Self::LANES {
+                    if dfa.is_match(st[k]) {
+                        report(st[k], pos[k] + i + 1, from[k]);
+                    }
+                }
+            }
+        }
+        for k in 0..Self::LANES {
+            pos[k] += common;
+        }
+        state = st;
+        for k in 0..Self::LANES {
+            while pos[k] < end[k] {
+                state[k] = dfa.next_state(aho_corasick::Anchored::No, state[k], text[pos[k]]);
+                pos[k] += 1;
+                if dfa.is_special(state[k]) && dfa.is_match(state[k]) {
+                    report(state[k], pos[k], from[k]);
+                }
+            }
+        }
+    }
 }
 
 fn build_live(patterns: &[&str]) -> Result<hybrid::dfa::DFA> {

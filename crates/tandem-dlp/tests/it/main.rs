@@ -1,5 +1,8 @@
 //! Integration tests for tandem-dlp: rule files, scanning, redaction and streams.
-#![expect(clippy::unwrap_used, reason = "test helpers outside #[cfg(test)] modules")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[cfg(test)] modules"
+)]
 
 #[cfg(test)]
 mod examples;

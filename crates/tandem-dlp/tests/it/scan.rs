@@ -141,3 +141,32 @@ fn arbitrary_bytes_never_panic() {
     let _ = s.scan(&junk);
     let _ = s.scan(b"");
 }
+
+#[test]
+fn keywords_across_the_scanners_internal_part_boundaries_are_found() {
+    // The keyword pass walks four parts of the text at once; secrets and keywords that cross a
+    // part boundary must be found like any other.
+    let s = test_scanner(PiiConfig::none());
+    for len in [60usize, 97, 400, 1001, 4096] {
+        for shift in 0..44 {
+            let mut text = " ".repeat(len);
+            let mut planted: Vec<String> = Vec::new();
+            let mut free_from = 1;
+            for k in 1..4u64 {
+                let at = (len.div_ceil(4) * k as usize).saturating_sub(shift);
+                let token = ghp(k + 10 * shift as u64);
+                if at >= free_from && at + token.len() + 1 < len {
+                    text.replace_range(at..at + token.len(), &token);
+                    free_from = at + token.len() + 1;
+                    planted.push(token);
+                }
+            }
+            let found: Vec<String> = s
+                .scan(text.as_bytes())
+                .into_iter()
+                .map(|f| text[f.span].to_owned())
+                .collect();
+            assert_eq!(found, planted, "len {len} shift {shift}");
+        }
+    }
+}
