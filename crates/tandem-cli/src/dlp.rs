@@ -144,19 +144,21 @@ fn collect(scanner: &Scanner, name: &str, bytes: &[u8], is_file: bool, hits: &mu
     } else {
         scanner.scan(bytes)
     };
+    // Findings come sorted by offset: count lines incrementally, not from the start each time.
+    let (mut at, mut line, mut line_start) = (0usize, 1usize, 0usize);
     for f in findings {
-        let before = &bytes[..f.span.start];
-        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let column = before.len()
-            - before
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |p| p + 1)
-            + 1;
+        let start = f.span.start.max(at);
+        for (i, &b) in bytes[at..start].iter().enumerate() {
+            if b == b'\n' {
+                line += 1;
+                line_start = at + i + 1;
+            }
+        }
+        at = start;
         hits.push(Hit {
             file: name.to_owned(),
             line,
-            column,
+            column: f.span.start.saturating_sub(line_start) + 1,
             rule: f.rule.to_string(),
             preview: mask(&bytes[f.span.clone()]),
         });

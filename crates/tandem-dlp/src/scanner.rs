@@ -347,27 +347,55 @@ impl Scanner {
     /// paths do not apply, and inline `gitleaks:allow` comments are not honoured (a prompt must not
     /// be able to switch its own scanning off).
     pub fn scan(&self, text: &[u8]) -> Vec<Finding> {
-        self.scan_with(text, None)
+        self.scan_with(text, None, 0)
+    }
+
+    /// Like [`Scanner::scan`], but only finds matches that start at or after `from`; the bytes
+    /// before it are context (look-behind, `^`). Streams use it to rescan only what they hold.
+    pub(crate) fn scan_from(&self, text: &[u8], from: usize) -> Vec<Finding> {
+        self.scan_with(text, None, from.min(text.len()))
     }
 
     /// Finds secrets in a file: path rules and path allowlists apply, and lines carrying a
     /// `gitleaks:allow` comment are skipped, as in gitleaks.
     pub fn scan_path(&self, path: &str, text: &[u8]) -> Vec<Finding> {
-        self.scan_with(text, Some(path))
+        self.scan_with(text, Some(path), 0)
     }
 
-    fn scan_with(&self, text: &[u8], path: Option<&str>) -> Vec<Finding> {
+    fn scan_with(&self, text: &[u8], path: Option<&str>, from: usize) -> Vec<Finding> {
         let mut windows: Vec<(u32, usize, usize)> = Vec::new();
         if let Some(kw) = &self.keywords {
-            kw.each_hit(text, |pattern, start, end| {
+            // Hits arrive in order within each of the keyword pass's lanes: a rule's new window
+            // that touches its last one in the same lane extends it, so number-heavy text (every
+            // digit pair is a keyword of the personal-data detectors) makes few windows.
+            let rules = self.rules.len();
+            let mut last = Vec::new();
+            let base = from;
+            kw.each_hit(&text[base..], |lane, pattern, start, end| {
+                let (start, end) = (start + base, end + base);
+                if last.is_empty() {
+                    last = vec![usize::MAX; KeywordDfa::LANES * rules];
+                }
                 for &r in &self.keyword_rules[pattern] {
                     let w = self.rules[r as usize].window;
-                    windows.push((r, start.saturating_sub(w), (end + w).min(text.len())));
+                    let (from, to) = (start.saturating_sub(w).max(base), (end + w).min(text.len()));
+                    let slot = &mut last[lane * rules + r as usize];
+                    match windows.get_mut(*slot) {
+                        // Ends grow within a lane, so the two overlap: keep their union.
+                        Some(prev) if prev.2 >= from => {
+                            prev.1 = prev.1.min(from);
+                            prev.2 = prev.2.max(to);
+                        }
+                        _ => {
+                            *slot = windows.len();
+                            windows.push((r, from, to));
+                        }
+                    }
                 }
             });
         }
         for &r in &self.unkeyed {
-            windows.push((r, 0, text.len()));
+            windows.push((r, from, text.len()));
         }
         windows.sort_unstable();
 
@@ -420,8 +448,13 @@ impl Scanner {
             _ => {}
         }
         let mut caps = None;
-        for m in re.find_iter(Input::new(text).range(window)) {
-            let matched = m.range();
+        // Collect first: a capture search inside the iteration would take a second cache from the
+        // regex's pool while the iterator holds the first, and build a fresh lazy DFA every time.
+        let matches: Vec<Range<usize>> = re
+            .find_iter(Input::new(text).range(window))
+            .map(|m| m.range())
+            .collect();
+        for matched in matches {
             let span = if rule.group.is_some() || rule.has_groups {
                 let caps = caps.get_or_insert_with(|| re.create_captures());
                 re.search_captures(
@@ -540,10 +573,15 @@ struct KeywordDfa {
 
 impl KeywordDfa {
     const LANES: usize = 4;
+    /// Texts shorter than this are walked in one lane.
+    const SMALL: usize = 4096;
 
     fn new(keywords: &[String]) -> Result<KeywordDfa> {
         let dfa = aho_corasick::dfa::DFA::builder()
             .ascii_case_insensitive(true)
+            // With a prefilter the start state is "special" (so the crate's own loop can call
+            // it), which would send this loop down its match check on almost every byte.
+            .prefilter(false)
             .match_kind(MatchKind::Standard)
             .build(keywords)
             .map_err(|e| Error::Rule {
@@ -556,13 +594,28 @@ impl KeywordDfa {
         })
     }
 
-    /// Calls `hit(pattern, start, end)` for every keyword occurrence, in no particular order.
-    fn each_hit(&self, text: &[u8], mut hit: impl FnMut(usize, usize, usize)) {
+    /// Calls `hit(lane, pattern, start, end)` for every keyword occurrence: in increasing order of
+    /// end within a lane, lanes in no particular order.
+    fn each_hit(&self, text: &[u8], mut hit: impl FnMut(usize, usize, usize, usize)) {
         use aho_corasick::automaton::Automaton as _;
         let dfa = &self.dfa;
         let Ok(start) = dfa.start_state(aho_corasick::Anchored::No) else {
             return;
         };
+        if text.len() < Self::SMALL {
+            // One lane: the others' warm-up would cost more than they save.
+            let mut sid = start;
+            for (i, &b) in text.iter().enumerate() {
+                sid = dfa.next_state(aho_corasick::Anchored::No, sid, b);
+                if dfa.is_special(sid) && dfa.is_match(sid) {
+                    for m in 0..dfa.match_len(sid) {
+                        let pid = dfa.match_pattern(sid, m);
+                        hit(0, pid.as_usize(), i + 1 - dfa.pattern_len(pid), i + 1);
+                    }
+                }
+            }
+            return;
+        }
         let part = text.len().div_ceil(Self::LANES).max(1);
         // Per lane: the next byte to read, where its own part starts and ends, and its state.
         let mut pos = [0usize; Self::LANES];
@@ -575,13 +628,13 @@ impl KeywordDfa {
             pos[k] = from[k].saturating_sub(self.longest.saturating_sub(1));
         }
         // `at` is one past the last byte read; a lane reports keywords that end inside its part.
-        let mut report = |sid, at: usize, lane_from: usize| {
-            if at <= lane_from {
+        let mut report = |lane: usize, sid, at: usize| {
+            if at <= from[lane] {
                 return;
             }
             for i in 0..dfa.match_len(sid) {
                 let pid = dfa.match_pattern(sid, i);
-                hit(pid.as_usize(), at - dfa.pattern_len(pid), at);
+                hit(lane, pid.as_usize(), at - dfa.pattern_len(pid), at);
             }
         };
         // All lanes in step while every lane has bytes left; then each lane finishes alone.
@@ -601,13 +654,13 @@ impl KeywordDfa {
             {
                 for k in 0..Self::LANES {
                     if dfa.is_match(st[k]) {
-                        report(st[k], pos[k] + i + 1, from[k]);
+                        report(k, st[k], pos[k] + i + 1);
                     }
                 }
             }
         }
-        for k in 0..Self::LANES {
-            pos[k] += common;
+        for p in &mut pos {
+            *p += common;
         }
         state = st;
         for k in 0..Self::LANES {
@@ -615,7 +668,7 @@ impl KeywordDfa {
                 state[k] = dfa.next_state(aho_corasick::Anchored::No, state[k], text[pos[k]]);
                 pos[k] += 1;
                 if dfa.is_special(state[k]) && dfa.is_match(state[k]) {
-                    report(state[k], pos[k], from[k]);
+                    report(k, state[k], pos[k]);
                 }
             }
         }

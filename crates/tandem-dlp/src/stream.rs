@@ -120,15 +120,21 @@ impl StreamRedactor {
 
     /// Releases `buf[released..upto]` (moved back so no finding is cut), redacted.
     fn release(&mut self, upto: usize, last: bool) -> Result<String> {
-        let findings = self.redactor.scanner().scan(self.buf.as_bytes());
+        // Nothing can start before `released` (those positions were dead when released), so only
+        // the held text is scanned; the context before it serves look-behind.
+        let findings = self
+            .redactor
+            .scanner()
+            .scan_from(self.buf.as_bytes(), self.released);
         let mut upto = upto;
         if !last {
-            // Never cut a finding in two: hold it whole.
+            // Never cut a finding in two: hold it whole, from the start of its match (the rescan
+            // only sees matches that start in the held text).
             loop {
                 let cut = findings
                     .iter()
                     .filter(|f| f.span.start < upto && f.span.end > upto)
-                    .map(|f| f.span.start)
+                    .map(|f| f.matched.start.min(f.span.start))
                     .min();
                 match cut {
                     Some(start) => upto = start,

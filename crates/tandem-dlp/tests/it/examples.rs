@@ -19,9 +19,11 @@ struct Example {
     negative: Vec<String>,
 }
 
+/// The examples, with the `%%` that keeps secret scanners off the file removed.
 fn load() -> File {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/examples.toml");
-    toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    let text = std::fs::read_to_string(path).unwrap().replace("%%", "");
+    toml::from_str(&text).unwrap()
 }
 
 #[test]

@@ -52,7 +52,7 @@ fn log_reports_and_passes_through() {
         Actions::new(Action::Log, Action::Log),
         [0; 32],
     );
-    let text = format!("x {} jane@corp.example", ghp(9));
+    let text = format!("x {} jane@acmecorp.io", ghp(9));
     let out = r.redact(&text).unwrap();
     assert_eq!(out.text, text);
     assert_eq!(out.reports.len(), 2);
@@ -67,9 +67,9 @@ fn per_class_actions() {
         Actions::new(Action::Redact, Action::Log),
         [0; 32],
     );
-    let out = r.redact(&format!("{} jane@corp.example", ghp(10))).unwrap();
+    let out = r.redact(&format!("{} jane@acmecorp.io", ghp(10))).unwrap();
     assert!(out.text.starts_with("[REDACTED:github-pat:"));
-    assert!(out.text.ends_with(" jane@corp.example"));
+    assert!(out.text.ends_with(" jane@acmecorp.io"));
 }
 
 #[test]

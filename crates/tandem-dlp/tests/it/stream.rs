@@ -40,7 +40,7 @@ fn samples() -> Vec<String> {
             "password = \"Zq8!rT2@pL5#\" and secret: 'Kp9$mW3^xR7&' then {} ok",
             ghp(23)
         ),
-        "write to jane.doe@corp.example or +44 20 7946 0958, card 4111 1111 1111 1111.".to_owned(),
+        "write to jane.doe@acmecorp.io or +44 20 7946 0958, card 4111 1111 1111 1111.".to_owned(),
         "IBAN GB82 WEST 1234 5698 7654 32 done".to_owned(),
         format!(
             "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
@@ -130,7 +130,7 @@ fn piece_text() -> impl Strategy<Value = String> {
         Just("password = \"".to_owned()),
         Just("Zq8!rT2@pL5#\"".to_owned()),
         (0u64..1000).prop_map(ghp),
-        Just("jane.doe@corp.example".to_owned()),
+        Just("jane.doe@acmecorp.io".to_owned()),
         Just("4111 1111 1111 1111".to_owned()),
         Just("+44 20 7946 0958".to_owned()),
         Just("-----BEGIN PRIVATE KEY-----\nQUJDREVGR0hJSktMTU5PUFFSU1RVVldY\n-----END PRIVATE KEY-----".to_owned()),
