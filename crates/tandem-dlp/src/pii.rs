@@ -61,25 +61,15 @@ impl PiiKind {
     }
 }
 
-/// A built-in detector: regex, prefilter keywords (one occurs inside every match) and validator.
+/// A built-in detector: regex, prefilter keywords (one occurs inside every match; none: the regex
+/// runs over the whole text, which measured faster for digit-based formats than a window around
+/// every digit pair) and validator.
 pub(crate) struct PiiSpec {
     pub(crate) kind: PiiKind,
     pub(crate) regex: &'static str,
     pub(crate) keywords: &'static [&'static str],
     pub(crate) validate: fn(&[u8]) -> bool,
 }
-
-/// Every phone number, card number and IBAN holds two digits in a row: these are their keywords, so
-/// they ride on the scanner's one keyword pass and their regexes run only around numbers.
-const TWO_DIGITS: &[&str] = &[
-    "00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15",
-    "16", "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31",
-    "32", "33", "34", "35", "36", "37", "38", "39", "40", "41", "42", "43", "44", "45", "46", "47",
-    "48", "49", "50", "51", "52", "53", "54", "55", "56", "57", "58", "59", "60", "61", "62", "63",
-    "64", "65", "66", "67", "68", "69", "70", "71", "72", "73", "74", "75", "76", "77", "78", "79",
-    "80", "81", "82", "83", "84", "85", "86", "87", "88", "89", "90", "91", "92", "93", "94", "95",
-    "96", "97", "98", "99",
-];
 
 /// The detectors `config` turns on.
 pub(crate) fn specs(config: &PiiConfig) -> Vec<PiiSpec> {
@@ -96,7 +86,7 @@ pub(crate) fn specs(config: &PiiConfig) -> Vec<PiiSpec> {
         out.push(PiiSpec {
             kind: PiiKind::Phone,
             regex: r"(?:\+[1-9][0-9]{0,2}[ .-]?(?:\(?[0-9]{1,4}\)?[ .-]?){1,4}[0-9]{2,6}\b)|(?:(?:\(\b[2-9][0-9]{2}\)|\b[2-9][0-9]{2})[ .-][2-9][0-9]{2}[ .-][0-9]{4}\b)",
-            keywords: TWO_DIGITS,
+            keywords: &[],
             validate: valid_phone,
         });
     }
@@ -104,7 +94,7 @@ pub(crate) fn specs(config: &PiiConfig) -> Vec<PiiSpec> {
         out.push(PiiSpec {
             kind: PiiKind::Card,
             regex: r"\b[2-6][0-9]{3}(?:[ -]?[0-9]{2,6}){2,4}\b",
-            keywords: TWO_DIGITS,
+            keywords: &[],
             validate: valid_card,
         });
     }
@@ -112,7 +102,7 @@ pub(crate) fn specs(config: &PiiConfig) -> Vec<PiiSpec> {
         out.push(PiiSpec {
             kind: PiiKind::Iban,
             regex: r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b",
-            keywords: TWO_DIGITS,
+            keywords: &[],
             validate: valid_iban,
         });
     }

@@ -57,6 +57,9 @@ pub struct Scanner {
     keyword_rules: Vec<Vec<u32>>,
     /// Rules with no keywords: searched over the whole text.
     unkeyed: Vec<u32>,
+    /// All unkeyed rules' regexes as one multi-pattern regex (pattern i is `unkeyed[i]`): one pass
+    /// over the text finds where each may match, instead of one pass per rule.
+    unkeyed_set: Option<meta::Regex>,
     allowlists: Vec<Allow>,
     /// All rule regexes as one lazy DFA, used by streams to ask whether a match could still start at
     /// a position.
@@ -326,12 +329,30 @@ impl Scanner {
             .collect();
         let live = build_live(&patterns)?;
         let max_window = compiled.iter().map(|c| c.window).max().unwrap_or(0);
+        // The source of each compiled rule's regex, by rule index.
+        let pii_specs = pii::specs(pii);
+        let sources: Vec<Option<&str>> = rules
+            .rules
+            .iter()
+            .map(|r| r.regex.as_deref())
+            .chain(pii_specs.iter().map(|s| Some(s.regex)))
+            .collect();
+        let unkeyed_sources: Vec<&str> = unkeyed
+            .iter()
+            .filter_map(|&r| sources.get(r as usize).copied().flatten())
+            .collect();
+        let unkeyed_set = if unkeyed.len() > 1 && unkeyed_sources.len() == unkeyed.len() {
+            Some(compile("rules without keywords", &unkeyed_sources)?)
+        } else {
+            None
+        };
 
         Ok(Scanner {
             rules: compiled,
             keywords: ac,
             keyword_rules,
             unkeyed,
+            unkeyed_set,
             allowlists,
             live,
             max_window,
@@ -394,8 +415,22 @@ impl Scanner {
                 }
             });
         }
-        for &r in &self.unkeyed {
-            windows.push((r, from, text.len()));
+        match &self.unkeyed_set {
+            // One pass for all of them; each candidate becomes a window of its own rule, where
+            // the rule's regex runs again for captures and validation. (Leftmost-first across the
+            // set: a candidate of one rule hides an overlapping candidate of another.)
+            Some(set) => {
+                for m in set.find_iter(Input::new(text).range(from..)) {
+                    if let Some(&r) = self.unkeyed.get(m.pattern().as_usize()) {
+                        windows.push((r, m.start(), m.end()));
+                    }
+                }
+            }
+            None => {
+                for &r in &self.unkeyed {
+                    windows.push((r, from, text.len()));
+                }
+            }
         }
         windows.sort_unstable();
 
@@ -567,13 +602,13 @@ impl Scanner {
 /// faster than the crate's own loop; the automaton itself is the crate's.
 #[derive(Debug)]
 struct KeywordDfa {
-    /// Transitions: `trans[(state << shift | class) & MASK]`.
-    trans: Box<[u16; KeywordDfa::TABLE]>,
+    /// Transitions: `trans[(state | class) & MASK]`; states are row offsets (id × stride).
+    trans: Box<[u32; KeywordDfa::TABLE]>,
     classes: [u8; 256],
     shift: u32,
-    start: u16,
-    /// States from this power of two on are match states.
-    first_match: u16,
+    start: u32,
+    /// States from this row offset (a power of two) on are match states.
+    first_match: u32,
     /// For each match state, from `first_match` on: (keyword, keyword length).
     matches: Vec<Vec<(usize, usize)>>,
     /// The longest keyword: each part's walk starts this many bytes early, so keywords that cross a
@@ -655,12 +690,12 @@ impl KeywordDfa {
         }
         let stride = signatures.len().next_power_of_two();
         let shift = stride.trailing_zeros();
-        if rows * stride > Self::TABLE || rows > usize::from(u16::MAX) {
+        if rows * stride > Self::TABLE {
             return Err(bad(format!(
                 "{rows} keyword states × {stride} classes do not fit the keyword table"
             )));
         }
-        let mut trans: Box<[u16; Self::TABLE]> = vec![0u16; Self::TABLE]
+        let mut trans: Box<[u32; Self::TABLE]> = vec![0u32; Self::TABLE]
             .into_boxed_slice()
             .try_into()
             .map_err(|_| bad("keyword table".into()))?;
@@ -669,7 +704,7 @@ impl KeywordDfa {
             let row = index[old] << shift;
             for (class, sig) in signatures.iter().enumerate() {
                 // `sig[old]` is the new id of the state reached from `sid` on this class.
-                trans[row | class] = u16::try_from(sig[old]).unwrap_or(0);
+                trans[row | class] = u32::try_from(sig[old] << shift).unwrap_or(0);
             }
         }
         for &old in &matching {
@@ -687,25 +722,25 @@ impl KeywordDfa {
             trans,
             classes,
             shift,
-            start: u16::try_from(index[0]).unwrap_or(0),
-            first_match: u16::try_from(first_match).unwrap_or(u16::MAX),
+            start: u32::try_from(index[0] << shift).unwrap_or(0),
+            first_match: u32::try_from(first_match << shift).unwrap_or(u32::MAX),
             matches,
             longest: keywords.iter().map(String::len).max().unwrap_or(0),
         })
     }
 
     #[inline(always)]
-    fn step(&self, state: u16, byte: u8) -> u16 {
-        let class = usize::from(self.classes[usize::from(byte)]);
-        self.trans[((usize::from(state) << self.shift) | class) & (Self::TABLE - 1)]
+    fn step(&self, state: u32, byte: u8) -> u32 {
+        let class = u32::from(self.classes[usize::from(byte)]);
+        self.trans[((state | class) as usize) & (Self::TABLE - 1)]
     }
 
     /// Calls `hit(lane, pattern, start, end)` for every keyword occurrence: in increasing order of
     /// end within a lane, lanes in no particular order.
     fn each_hit(&self, text: &[u8], mut hit: impl FnMut(usize, usize, usize, usize)) {
         let m = self.first_match;
-        let mut report = |lane: usize, state: u16, at: usize| {
-            if let Some(list) = self.matches.get(usize::from(state - m)) {
+        let mut report = |lane: usize, state: u32, at: usize| {
+            if let Some(list) = self.matches.get(((state - m) >> self.shift) as usize) {
                 for &(pattern, len) in list {
                     hit(lane, pattern, at - len, at);
                 }
