@@ -240,12 +240,15 @@ pub(crate) struct StreamOutcome {
 }
 
 impl StreamOutcome {
-    /// Whether the stream delivered exactly `tokens` testkit tokens and ended cleanly.
+    /// Whether the stream delivered exactly the text of `tokens` testkit tokens and ended cleanly.
+    /// The number of deltas may differ by a few: the gateway's DLP stream redaction holds back a
+    /// byte that could start a match and releases it with the next delta.
     pub(crate) fn check(&self, tokens: u32) -> Result<(), String> {
         if let Some(error) = &self.error {
             return Err(error.clone());
         }
-        if self.deltas != u64::from(tokens) || self.content_bytes != expected_bytes(tokens) {
+        let deltas_ok = self.deltas.abs_diff(u64::from(tokens)) <= 1 + u64::from(tokens) / 100;
+        if !deltas_ok || self.content_bytes != expected_bytes(tokens) {
             return Err(format!(
                 "expected {tokens} content deltas ({} bytes), got {} ({} bytes)",
                 expected_bytes(tokens),

@@ -64,6 +64,8 @@ pub struct Scanner {
     /// All rule regexes as one lazy DFA, used by streams to ask whether a match could still start at
     /// a position.
     live: hybrid::dfa::DFA,
+    /// Idle caches of `live` (see [`Scanner::with_live_cache`]).
+    live_pool: std::sync::Mutex<Vec<hybrid::dfa::Cache>>,
     /// The longest window of any rule: no match is longer than twice this.
     pub(crate) max_window: usize,
 }
@@ -355,6 +357,7 @@ impl Scanner {
             unkeyed_set,
             allowlists,
             live,
+            live_pool: std::sync::Mutex::new(Vec::new()),
             max_window,
         })
     }
@@ -555,9 +558,23 @@ impl Scanner {
         }
     }
 
-    /// A fresh cache for [`Scanner::could_match_from`]; one per stream.
-    pub(crate) fn live_cache(&self) -> hybrid::dfa::Cache {
-        self.live.create_cache()
+    /// Runs `f` with a cache for [`Scanner::could_match_from`], taken from a pool shared by all
+    /// streams and put back after. A cache sized for the union of every rule is large (its sparse
+    /// sets are sized to the automaton), so one per stream would cost megabytes per open stream;
+    /// the pool holds about as many as there are threads pushing at once.
+    pub(crate) fn with_live_cache<T>(&self, f: impl FnOnce(&mut hybrid::dfa::Cache) -> T) -> T {
+        let taken = self
+            .live_pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let mut cache = taken.unwrap_or_else(|| self.live.create_cache());
+        let out = f(&mut cache);
+        self.live_pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(cache);
+        out
     }
 
     /// Whether some rule's regex could match starting at `at`, given `hay[..end]` and any bytes that

@@ -8,8 +8,6 @@
 //! [`crate::Redactor::redact`] of the whole text. A finding whose action is block fails the stream
 //! (closed), and so does a hold that grows beyond its bound.
 
-use regex_automata::hybrid;
-
 use crate::redact::{Redactor, Report, Vault, placeholder_prefix_at_end};
 use crate::{Error, Result};
 
@@ -26,7 +24,6 @@ pub struct StreamRedactor {
     released: usize,
     /// Positions of `buf` below this are known not to start a match.
     dead_until: usize,
-    cache: hybrid::dfa::Cache,
     reports: Vec<Report>,
     vault: Vault,
     failed: bool,
@@ -43,13 +40,11 @@ impl std::fmt::Debug for StreamRedactor {
 
 impl StreamRedactor {
     pub(crate) fn new(redactor: Redactor) -> StreamRedactor {
-        let cache = redactor.scanner().live_cache();
         StreamRedactor {
             redactor,
             buf: String::new(),
             released: 0,
             dead_until: 0,
-            cache,
             reports: Vec::new(),
             vault: Vault::default(),
             failed: false,
@@ -111,8 +106,12 @@ impl StreamRedactor {
         let scanner = self.redactor.scanner();
         let hay = self.buf.as_bytes();
         let mut p = self.dead_until.max(self.released);
-        while p < hay.len() && !scanner.could_match_from(&mut self.cache, hay, p) {
-            p += 1;
+        if p < hay.len() {
+            scanner.with_live_cache(|cache| {
+                while p < hay.len() && !scanner.could_match_from(cache, hay, p) {
+                    p += 1;
+                }
+            });
         }
         self.dead_until = p;
         p
