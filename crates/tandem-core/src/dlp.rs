@@ -83,8 +83,49 @@ impl Findings {
 
 /// Redacts a request. Returns the redacted copy (or `None` when nothing changed) and the vault of
 /// what was replaced. A block fails with the rule id.
+/// BLAKE3 hashes of message parts that scanned clean, so the unchanged history that clients resend
+/// every turn is hashed (several GB/s) instead of rescanned. Bounded; the oldest are forgotten
+/// first. Only parts of [`CleanParts::MIN_BYTES`] or more are remembered.
+/// The remembered hashes, and the order to forget them in.
+type Remembered = (
+    std::collections::HashSet<[u8; 32]>,
+    std::collections::VecDeque<[u8; 32]>,
+);
+
+#[derive(Debug, Default)]
+pub(crate) struct CleanParts {
+    seen: Mutex<Remembered>,
+}
+
+impl CleanParts {
+    const MIN_BYTES: usize = 1024;
+    const CAPACITY: usize = 100_000;
+
+    fn key(text: &str) -> Option<[u8; 32]> {
+        (text.len() >= Self::MIN_BYTES).then(|| *blake3::hash(text.as_bytes()).as_bytes())
+    }
+
+    fn contains(&self, key: &[u8; 32]) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.0.contains(key)
+    }
+
+    fn insert(&self, key: [u8; 32]) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.0.insert(key) {
+            seen.1.push_back(key);
+            if seen.1.len() > Self::CAPACITY
+                && let Some(old) = seen.1.pop_front()
+            {
+                seen.0.remove(&old);
+            }
+        }
+    }
+}
+
 pub(crate) fn redact_request(
     redactor: &Redactor,
+    clean: &CleanParts,
     req: &ChatRequest,
     findings: &Findings,
 ) -> Result<(Option<ChatRequest>, Vault), tandem_dlp::Error> {
@@ -96,7 +137,14 @@ pub(crate) fn redact_request(
             let Some(text) = scanned_text(part) else {
                 continue;
             };
+            let key = CleanParts::key(text);
+            if key.as_ref().is_some_and(|k| clean.contains(k)) {
+                continue;
+            }
             if redactor.scanner().scan(text.as_bytes()).is_empty() {
+                if let Some(key) = key {
+                    clean.insert(key);
+                }
                 continue;
             }
             let mut redacted = text.to_owned();

@@ -112,6 +112,7 @@ pub struct Core {
     ledger: Ledger,
     prices: Arc<Prices>,
     dlp: Option<DlpConfig>,
+    dlp_clean: dlp::CleanParts,
 }
 
 impl std::fmt::Debug for Core {
@@ -214,6 +215,7 @@ impl Core {
             ledger: config.ledger,
             prices: Arc::new(config.prices),
             dlp: config.dlp,
+            dlp_clean: dlp::CleanParts::default(),
         })
     }
 
@@ -631,7 +633,7 @@ impl Core {
         let Some(config) = &self.dlp else {
             return Ok((None, tandem_dlp::Vault::default()));
         };
-        dlp::redact_request(&config.redactor, req, findings).map_err(|err| {
+        dlp::redact_request(&config.redactor, &self.dlp_clean, req, findings).map_err(|err| {
             let err = Error::Dlp(err);
             self.record_failure(exchange, req, None, &err);
             err

@@ -289,3 +289,25 @@ async fn personal_data_is_opt_in_and_per_kind() {
         "phone detection was not enabled: {sent}"
     );
 }
+
+#[tokio::test]
+async fn resent_history_is_remembered_clean_but_new_secrets_are_still_caught() {
+    let h = harness("").await;
+    let history = "fn main() { println!(\"hello\"); }\n".repeat(100);
+    for _ in 0..2 {
+        let resp = h
+            .post("/v1/chat/completions", &chat("scripted", &history, false))
+            .await;
+        assert_eq!(resp.status(), 200);
+    }
+    let with_secret = format!("{history}let t = \"{TOKEN}\";\n");
+    let resp = h
+        .post(
+            "/v1/chat/completions",
+            &chat("scripted", &with_secret, false),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let sent = h.upstream.requests().last().unwrap().to_string();
+    assert!(!sent.contains(TOKEN), "{sent}");
+}

@@ -358,7 +358,11 @@ max_tokens = 1000000
         .unwrap();
     let mut stream = resp.bytes_stream();
     let mut seen = String::new();
-    while seen.matches("tok").count() < 10 {
+    // Content deltas start with "tok" or, re-cut by DLP's hold-back of a trailing space, " tok"
+    // (the model name in every chunk holds "tok" too, so match the content field).
+    while seen.matches("\"content\":\"tok").count() + seen.matches("\"content\":\" tok").count()
+        < 10
+    {
         seen.push_str(std::str::from_utf8(&stream.next().await.unwrap().unwrap()).unwrap());
     }
     drop(stream);
