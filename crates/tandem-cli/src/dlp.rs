@@ -51,14 +51,8 @@ pub fn scan(args: &ScanArgs) -> anyhow::Result<bool> {
     };
     let mut pii = PiiConfig::none();
     for kind in &args.pii {
-        match kind.as_str() {
-            "all" => pii = PiiConfig::all(),
-            "email" => pii.email = true,
-            "phone" => pii.phone = true,
-            "card" => pii.card = true,
-            "iban" => pii.iban = true,
-            other => anyhow::bail!("--pii `{other}`: use email, phone, card, iban or all"),
-        }
+        pii.enable(kind)
+            .map_err(|err| anyhow::anyhow!("--pii {err}"))?;
     }
     let scanner = Arc::new(Scanner::new(&rules, &pii).context("compiling the rules")?);
 

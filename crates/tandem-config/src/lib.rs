@@ -531,22 +531,19 @@ fn parse_dlp(
     };
     let mut pii = tandem_dlp::PiiConfig::none();
     for kind in raw.detect_pii.unwrap_or_default() {
-        match kind.as_str() {
-            "all" => pii = tandem_dlp::PiiConfig::all(),
-            "email" => pii.email = true,
-            "phone" => pii.phone = true,
-            "card" => pii.card = true,
-            "iban" => pii.iban = true,
-            other => {
-                return Err(invalid(format!(
-                    "dlp.detect_pii: `{other}` is not one of email, phone, card, iban, all"
-                )));
-            }
-        }
+        pii.enable(&kind)
+            .map_err(|err| invalid(format!("dlp.detect_pii: {err}")))?;
     }
     for (rule, value) in &raw.actions {
         let known = rules.ids().any(|id| id == rule)
-            || ["pii-email", "pii-phone", "pii-card", "pii-iban"].contains(&rule.as_str());
+            || [
+                tandem_dlp::PiiKind::Email,
+                tandem_dlp::PiiKind::Phone,
+                tandem_dlp::PiiKind::Card,
+                tandem_dlp::PiiKind::Iban,
+            ]
+            .iter()
+            .any(|k| k.rule_id() == rule);
         if !known {
             return Err(invalid(format!("dlp.actions: no rule has the id `{rule}`")));
         }

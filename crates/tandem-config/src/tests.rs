@@ -121,3 +121,46 @@ fn explicit_path_wins_over_env() {
     .unwrap_err();
     assert!(err.to_string().contains("/nonexistent.toml"));
 }
+
+#[test]
+fn dlp_is_on_by_default_and_refuses_bad_settings() {
+    let config = embedded(&no_env).unwrap();
+    assert!(config.dlp.enabled);
+    assert!(config.dlp.responses);
+    assert!(!config.dlp.restore);
+    let base =
+        "[[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n";
+    check_err(
+        &format!("{base}[dlp]\nsecrets = \"shred\"\n"),
+        "dlp.secrets",
+    );
+    check_err(
+        &format!("{base}[dlp]\ndetect_pii = [\"ssn\"]\n"),
+        "dlp.detect_pii: `ssn`",
+    );
+    check_err(
+        &format!("{base}[dlp.actions]\n\"no-such-rule\" = \"block\"\n"),
+        "no-such-rule",
+    );
+    check_err(
+        &format!("{base}[dlp]\nrules = \"/nonexistent/rules.toml\"\n"),
+        "/nonexistent/rules.toml",
+    );
+    check_err(&format!("{base}[dlp]\nbogus = 1\n"), "bogus");
+    let ok = parse(
+        &format!("{base}[dlp]\ndetect_pii = [\"email\"]\npii = \"log\"\n[dlp.actions]\n\"pii-email\" = \"block\"\n\"github-pat\" = \"log\"\n"),
+        Source::Embedded,
+        &no_env,
+    )
+    .unwrap();
+    assert!(ok.dlp.scanner.rule_count() > 79);
+}
+
+#[test]
+fn dlp_key_is_created_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = crate::dlp_key(dir.path()).unwrap();
+    let again = crate::dlp_key(dir.path()).unwrap();
+    assert_eq!(first, again);
+    assert_ne!(first, [0u8; 32]);
+}

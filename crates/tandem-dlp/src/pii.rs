@@ -25,6 +25,24 @@ impl PiiConfig {
         PiiConfig::default()
     }
 
+    /// Turns on one detector by name (`email`, `phone`, `card`, `iban`) or all of them (`all`), as
+    /// written in configuration and on the command line.
+    pub fn enable(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "all" => *self = PiiConfig::all(),
+            "email" => self.email = true,
+            "phone" => self.phone = true,
+            "card" => self.card = true,
+            "iban" => self.iban = true,
+            other => {
+                return Err(format!(
+                    "`{other}` is not one of email, phone, card, iban, all"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Every personal-data detector.
     pub fn all() -> PiiConfig {
         PiiConfig {
