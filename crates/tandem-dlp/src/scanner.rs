@@ -486,13 +486,16 @@ impl Scanner {
             _ => {}
         }
         let mut caps = None;
-        // Collect first: a capture search inside the iteration would take a second cache from the
-        // regex's pool while the iterator holds the first, and build a fresh lazy DFA every time.
-        let matches: Vec<Range<usize>> = re
-            .find_iter(Input::new(text).range(window))
-            .map(|m| m.range())
-            .collect();
-        for matched in matches {
+        // A candidate the checks below reject does not hide later candidates that overlap it: the
+        // search goes on from its next byte. An accepted one is consumed whole. (So a text's
+        // findings do not depend on where a search started, which stream redaction relies on.)
+        let mut at = window.start;
+        while at < window.end {
+            let Some(m) = re.search(&Input::new(text).range(at..window.end)) else {
+                break;
+            };
+            let matched = m.range();
+            at = matched.start + 1;
             let span = if rule.group.is_some() || rule.has_groups {
                 let caps = caps.get_or_insert_with(|| re.create_captures());
                 re.search_captures(
@@ -546,6 +549,7 @@ impl Scanner {
             if allowed {
                 continue;
             }
+            at = matched.end.max(at);
             out.push((
                 idx,
                 Finding {

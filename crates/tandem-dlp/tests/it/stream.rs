@@ -53,6 +53,9 @@ fn samples() -> Vec<String> {
         ),
         "plain text with no secrets at all, just words and numbers 12 34.".to_owned(),
         format!("é{}ü 密码 password=\"Zq8!rT2@pL5#\"é", ghp(25)),
+        // Found by the fuzzer: a rejected candidate (`api_key":="sk-api_key"`) overlaps an accepted
+        // one; the whole-text scan must not let the first hide the second.
+        "\0{\"api_key\":=\"sk-api_key\":=\"sk-CVV1AdMt@EEWBNe5Yuy6iN0s2CVV1AdMt@EEWBNe5Yuy6iN0s2ox1q3hQPDv\"}\n".to_owned(),
     ]
 }
 
