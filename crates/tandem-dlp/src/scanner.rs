@@ -860,23 +860,24 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Whether `span` lies inside a `[REDACTED:…]` placeholder.
+/// Whether `span` lies inside a `[REDACTED:…]` placeholder: a `[REDACTED:` opening at most 80 bytes
+/// before it, with only placeholder characters (rule-id characters, `:` and hex, and a final `]`)
+/// from there to the end of the span. Nothing after the span is read, so a stream that has not seen the closing `]`
+/// yet decides the same as the whole text.
 fn inside_placeholder(text: &[u8], span: &Range<usize>) -> bool {
-    if text[span.clone()].starts_with(PLACEHOLDER_PREFIX) {
-        return true;
-    }
     let from = span.start.saturating_sub(80);
-    let before = &text[from..span.start.min(text.len())];
-    let Some(open) = before
+    let Some(open) = text[from..span.end]
         .windows(PLACEHOLDER_PREFIX.len())
         .rposition(|w| w == PLACEHOLDER_PREFIX)
         .map(|p| from + p)
     else {
         return false;
     };
-    let close = text[open..]
-        .iter()
-        .position(|&b| b == b']')
-        .map(|p| open + p);
-    close.is_some_and(|c| c >= span.end.saturating_sub(1))
+    let inner = &text[open + PLACEHOLDER_PREFIX.len()..span.end];
+    // The span may end with the placeholder's own closing bracket.
+    let inner = inner.strip_suffix(b"]").unwrap_or(inner);
+    open <= span.start
+        && inner
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }

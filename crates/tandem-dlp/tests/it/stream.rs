@@ -56,6 +56,9 @@ fn samples() -> Vec<String> {
         // Found by the fuzzer: a rejected candidate (`api_key":="sk-api_key"`) overlaps an accepted
         // one; the whole-text scan must not let the first hide the second.
         "\0{\"api_key\":=\"sk-api_key\":=\"sk-CVV1AdMt@EEWBNe5Yuy6iN0s2CVV1AdMt@EEWBNe5Yuy6iN0s2ox1q3hQPDv\"}\n".to_owned(),
+        // Also found by the fuzzer: an unterminated `[REDACTED:` before a card number, closed only
+        // at the very end; whether a finding sits in a placeholder must not depend on later text.
+        "C[REDACTED: 5 01,card 4111 1111 1111 1111, IBAN GB81 1, card 4111 1143 5687 9 46532.\n]".to_owned(),
     ]
 }
 
