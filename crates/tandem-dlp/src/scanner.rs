@@ -419,14 +419,17 @@ impl Scanner {
             });
         }
         match &self.unkeyed_set {
-            // One pass for all of them; each candidate becomes a window of its own rule, where
-            // the rule's regex runs again for captures and validation. (Leftmost-first across the
-            // set: a candidate of one rule hides an overlapping candidate of another.)
+            // One pass for all of them, trying every start position; each candidate becomes a
+            // window of its own rule, where the rule's regex runs again for captures and
+            // validation. (At one start, the first pattern of the set that matches wins.)
             Some(set) => {
-                for m in set.find_iter(Input::new(text).range(from..)) {
+                let mut at = from;
+                while let Some(m) = set.search(&Input::new(text).range(at..)) {
                     if let Some(&r) = self.unkeyed.get(m.pattern().as_usize()) {
-                        windows.push((r, m.start(), m.end()));
+                        let end = (m.start() + self.rules[r as usize].window).min(text.len());
+                        windows.push((r, m.start(), end.max(m.end())));
                     }
+                    at = m.start() + 1;
                 }
             }
             None => {
@@ -463,6 +466,19 @@ impl Scanner {
                 }
             }
         }
+        // A rule's matches from later start positions inside one of its own findings (the tail of
+        // an email, a shorter prefix before a keyword) are the same secret: keep the outer one.
+        findings.sort_by_key(|(rank, f)| (*rank, f.span.start, std::cmp::Reverse(f.span.end)));
+        let mut outer: Option<(usize, Range<usize>)> = None;
+        findings.retain(|(rank, f)| {
+            let inside = outer.as_ref().is_some_and(|(r, span)| {
+                r == rank && span.start <= f.span.start && f.span.end <= span.end
+            });
+            if !inside {
+                outer = Some((*rank, f.span.clone()));
+            }
+            !inside
+        });
         // One finding per secret span: where rules overlap exactly, the earlier (more specific) rule
         // in file order wins.
         findings.sort_by_key(|(rank, f)| (f.span.start, f.span.end, *rank));
@@ -486,9 +502,10 @@ impl Scanner {
             _ => {}
         }
         let mut caps = None;
-        // A candidate the checks below reject does not hide later candidates that overlap it: the
-        // search goes on from its next byte. An accepted one is consumed whole. (So a text's
-        // findings do not depend on where a search started, which stream redaction relies on.)
+        // A match does not hide later candidates that overlap it: the search goes on from its next
+        // byte, so every start position gets its own leftmost-first match. A text's findings then do
+        // not depend on where a search started, which stream redaction relies on. (Matches of one
+        // secret from several starts share its span and are reported once.)
         let mut at = window.start;
         while at < window.end {
             let Some(m) = re.search(&Input::new(text).range(at..window.end)) else {
@@ -549,7 +566,6 @@ impl Scanner {
             if allowed {
                 continue;
             }
-            at = matched.end.max(at);
             out.push((
                 idx,
                 Finding {

@@ -59,6 +59,8 @@ fn samples() -> Vec<String> {
         // Also found by the fuzzer: an unterminated `[REDACTED:` before a card number, closed only
         // at the very end; whether a finding sits in a placeholder must not depend on later text.
         "C[REDACTED: 5 01,card 4111 1111 1111 1111, IBAN GB81 1, card 4111 1143 5687 9 46532.\n]".to_owned(),
+        // And: overlapping phone candidates; the whole-text scan tries every start position.
+        "\u{4}Call +1\u{4}\rCall +1 415 555 0132 415 555 0132, cardx 4111 1111 1111 11g---".to_owned(),
     ]
 }
 
