@@ -301,9 +301,12 @@ impl DlpStream {
         } else {
             &mut self.text
         };
-        let out = slot
-            .get_or_insert_with(|| Channel::new(config, vault))
-            .push(delta)?;
+        let channel = slot.get_or_insert_with(|| Channel::new(config, vault));
+        let out = channel.push(delta)?;
+        // Record findings as they are released, so a client that hangs up mid-answer still leaves
+        // them in the record.
+        self.findings
+            .add(Direction::Response, channel.redactor.take_reports());
         Ok((!out.is_empty()).then(|| wrap(reasoning, out)))
     }
 
