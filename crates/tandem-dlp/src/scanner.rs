@@ -772,6 +772,25 @@ impl KeywordDfa {
         self.trans[((state | class) as usize) & (Self::TABLE - 1)]
     }
 
+    /// One lane from `state` over `text[range]`, reporting match states where a keyword ends after
+    /// `from`.
+    fn walk(
+        &self,
+        lane: usize,
+        mut state: u32,
+        text: &[u8],
+        range: Range<usize>,
+        from: usize,
+        report: &mut impl FnMut(usize, u32, usize),
+    ) {
+        for (at, &b) in (range.start + 1..).zip(&text[range]) {
+            state = self.step(state, b);
+            if state >= self.first_match && at > from {
+                report(lane, state, at);
+            }
+        }
+    }
+
     /// Calls `hit(lane, pattern, start, end)` for every keyword occurrence: in increasing order of
     /// end within a lane, lanes in no particular order.
     fn each_hit(&self, text: &[u8], mut hit: impl FnMut(usize, usize, usize, usize)) {
@@ -785,13 +804,7 @@ impl KeywordDfa {
         };
         if text.len() < Self::SMALL {
             // One lane: the others' warm-up would cost more than they save.
-            let mut s = self.start;
-            for (i, &b) in text.iter().enumerate() {
-                s = self.step(s, b);
-                if s >= m {
-                    report(0, s, i + 1);
-                }
-            }
+            self.walk(0, self.start, text, 0..text.len(), 0, &mut report);
             return;
         }
         let part = text.len().div_ceil(Self::LANES);
@@ -799,13 +812,13 @@ impl KeywordDfa {
         // starts reading (earlier, to see keywords crossing into its part), and where it ends.
         let from: [usize; Self::LANES] = std::array::from_fn(|k| (k * part).min(text.len()));
         let end: [usize; Self::LANES] = std::array::from_fn(|k| ((k + 1) * part).min(text.len()));
-        let mut pos: [usize; Self::LANES] =
+        let pos: [usize; Self::LANES] =
             std::array::from_fn(|k| from[k].saturating_sub(self.longest.saturating_sub(1)));
-        let mut state = [self.start; Self::LANES];
+        // All lanes in step while every lane has bytes left; then each lane finishes alone.
         let common = (0..Self::LANES).map(|k| end[k] - pos[k]).min().unwrap_or(0);
         let lane = |k: usize| &text[pos[k]..pos[k] + common];
         let (l0, l1, l2, l3) = (lane(0), lane(1), lane(2), lane(3));
-        let [mut s0, mut s1, mut s2, mut s3] = state;
+        let [mut s0, mut s1, mut s2, mut s3] = [self.start; Self::LANES];
         for i in 0..common {
             s0 = self.step(s0, l0[i]);
             s1 = self.step(s1, l1[i]);
@@ -820,19 +833,8 @@ impl KeywordDfa {
                 }
             }
         }
-        state = [s0, s1, s2, s3];
-        for p in &mut pos {
-            *p += common;
-        }
-        for k in 0..Self::LANES {
-            let mut s = state[k];
-            for (i, &b) in text[pos[k]..end[k]].iter().enumerate() {
-                s = self.step(s, b);
-                let at = pos[k] + i + 1;
-                if s >= m && at > from[k] {
-                    report(k, s, at);
-                }
-            }
+        for (k, s) in [s0, s1, s2, s3].into_iter().enumerate() {
+            self.walk(k, s, text, pos[k] + common..end[k], from[k], &mut report);
         }
     }
 }
