@@ -153,11 +153,6 @@ impl Vault {
         Cow::Owned(out)
     }
 
-    /// The longest placeholder in the vault, in bytes: how much a stream must hold back to restore.
-    pub fn max_placeholder_len(&self) -> usize {
-        self.values.keys().map(String::len).max().unwrap_or(0)
-    }
-
     fn insert(&mut self, placeholder: String, value: &str) {
         self.values.insert(placeholder, value.to_owned());
     }
