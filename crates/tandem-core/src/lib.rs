@@ -11,6 +11,7 @@ mod error;
 mod meter;
 mod pipeline;
 mod reasoning;
+mod recorder;
 mod route;
 mod session;
 

@@ -8,10 +8,11 @@ use std::time::Instant;
 use futures::Stream;
 use tandem_protocol::StreamEvent;
 use tandem_providers::EventStream;
-use tandem_store::{Outcome, RequestRecord, Store};
+use tandem_store::{Outcome, RequestRecord};
 
 use crate::dlp::Findings;
 use crate::elapsed_ms;
+use crate::recorder::Recorder;
 
 /// Called once with the final record of a stream.
 pub(crate) type OnClose = Box<dyn FnOnce(&RequestRecord) + Send>;
@@ -25,7 +26,7 @@ pub struct MeteredStream {
     inner: EventStream,
     record: Option<RequestRecord>,
     started: Instant,
-    store: Arc<Store>,
+    recorder: Arc<Recorder>,
     deltas: u64,
     /// Run once when the record is final (settles the budget reservation, counts interrupts).
     on_close: Option<OnClose>,
@@ -38,14 +39,14 @@ impl MeteredStream {
         inner: EventStream,
         record: RequestRecord,
         started: Instant,
-        store: Arc<Store>,
+        recorder: Arc<Recorder>,
         on_close: Option<OnClose>,
     ) -> Self {
         MeteredStream {
             inner,
             record: Some(record),
             started,
-            store,
+            recorder,
             deltas: 0,
             on_close,
             findings: None,
@@ -99,7 +100,7 @@ impl MeteredStream {
         if let Some(on_close) = self.on_close.take() {
             on_close(&record);
         }
-        self.store.record(record);
+        self.recorder.finish(record);
     }
 }
 

@@ -21,6 +21,8 @@ use tandem_providers::{EventStream, Provider};
 use tandem_router::{Router, RouterConfig, SessionFacts};
 use tandem_store::{Outcome, RequestRecord, Store};
 
+use crate::recorder::Recorder;
+
 use crate::dlp::{self, DlpConfig, DlpStream, Findings};
 use crate::meter::MeteredStream;
 use crate::route::{Attempt, RouteInfo, Target, Tier, TierConfig};
@@ -111,6 +113,7 @@ pub struct Core {
     policy: RwLock<Arc<Policy>>,
     ledger: Ledger,
     prices: Arc<Prices>,
+    recorder: Arc<Recorder>,
     dlp: Option<DlpConfig>,
     dlp_clean: dlp::CleanParts,
 }
@@ -146,6 +149,7 @@ impl Core {
                 .map(|&i| Arc::clone(&providers[i]))
                 .ok_or_else(|| Error::UnknownProvider(name.to_owned()))
         };
+        let prices = Arc::new(config.prices);
         let mut model_names = Vec::new();
         let mut tiers = Vec::with_capacity(config.tiers.len());
         let mut tier_by_name = HashMap::new();
@@ -210,10 +214,11 @@ impl Core {
             router,
             deep_tier,
             sessions: Arc::new(Sessions::new(config.session_ttl, config.max_sessions)),
-            store,
             policy: RwLock::new(config.policy),
             ledger: config.ledger,
-            prices: Arc::new(config.prices),
+            recorder: Arc::new(Recorder::new(Arc::clone(&store), Arc::clone(&prices))),
+            store,
+            prices,
             dlp: config.dlp,
             dlp_clean: dlp::CleanParts::default(),
         })
@@ -611,14 +616,14 @@ impl Core {
             record.usage = resp.usage;
             record.usage_exact = true;
             record.dlp = findings.to_json();
-            self.store.record(record);
+            self.recorder.finish(record);
             return Err(err);
         }
         let mut record = self.record(exchange, req, Some(&info), Outcome::Ok, 200, None);
         record.usage = resp.usage;
         record.usage_exact = true;
         record.dlp = findings.to_json();
-        self.store.record(record);
+        self.recorder.finish(record);
         Ok((resp, info))
     }
 
@@ -691,7 +696,7 @@ impl Core {
             events,
             record,
             exchange.started,
-            Arc::clone(&self.store),
+            Arc::clone(&self.recorder),
             Some(on_close),
         )
         .with_findings(findings);
@@ -715,7 +720,7 @@ impl Core {
             kind.http_status(),
             Some(message.to_owned()),
         );
-        self.store.record(record);
+        self.recorder.finish(record);
     }
 
     fn record_failure(
@@ -733,7 +738,7 @@ impl Core {
             err.kind().http_status(),
             Some(err.to_string()),
         );
-        self.store.record(record);
+        self.recorder.finish(record);
     }
 
     fn record(
@@ -768,6 +773,7 @@ impl Core {
             tier: info.and_then(|i| i.tier.clone()),
             route: info.and_then(|i| serde_json::to_string(i).ok()),
             dlp: None,
+            cost: 0.0,
         }
     }
 }

@@ -81,4 +81,6 @@ pub struct RequestRecord {
     /// Data loss prevention findings as JSON (direction, rule, class, action, fingerprint; never the
     /// value), when there were any.
     pub dlp: Option<String>,
+    /// What the exchange cost in US dollars at the configured prices (0 when the model has no price).
+    pub cost: f64,
 }

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS requests (
     ttft_ms INTEGER,
     tier TEXT,
     route TEXT,
-    dlp TEXT
+    dlp TEXT,
+    cost REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS requests_started ON requests(started_at_ms);
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -72,6 +73,9 @@ fn migrate(conn: &Connection) -> Result<()> {
         .collect::<rusqlite::Result<Vec<_>>>()?;
     if !columns.iter().any(|c| c == "dlp") {
         conn.execute_batch("ALTER TABLE requests ADD COLUMN dlp TEXT")?;
+    }
+    if !columns.iter().any(|c| c == "cost") {
+        conn.execute_batch("ALTER TABLE requests ADD COLUMN cost REAL NOT NULL DEFAULT 0")?;
     }
     Ok(())
 }
@@ -158,7 +162,7 @@ impl Store {
         let mut stmt = conn.prepare(
             "SELECT id, started_at_ms, api, client_model, provider, upstream_model, stream, status, outcome,
                     error, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, usage_exact,
-                    latency_ms, ttft_ms, tier, route, dlp
+                    latency_ms, ttft_ms, tier, route, dlp, cost
              FROM requests ORDER BY seq DESC LIMIT ?1",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -186,6 +190,7 @@ impl Store {
                 tier: row.get(17)?,
                 route: row.get(18)?,
                 dlp: row.get(19)?,
+                cost: row.get(20)?,
             })
         })?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -265,8 +270,8 @@ fn insert(conn: &mut Connection, batch: &[Box<RequestRecord>]) -> rusqlite::Resu
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO requests (id, started_at_ms, api, client_model, provider, upstream_model,
                 stream, status, outcome, error, input_tokens, output_tokens, cached_input_tokens,
-                reasoning_tokens, usage_exact, latency_ms, ttft_ms, tier, route, dlp)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                reasoning_tokens, usage_exact, latency_ms, ttft_ms, tier, route, dlp, cost)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
         )?;
         for r in batch {
             stmt.execute(params![
@@ -290,6 +295,7 @@ fn insert(conn: &mut Connection, batch: &[Box<RequestRecord>]) -> rusqlite::Resu
                 r.tier,
                 r.route,
                 r.dlp,
+                r.cost,
             ])?;
         }
     }
@@ -326,6 +332,7 @@ mod tests {
             tier: Some("live".into()),
             route: Some("{}".into()),
             dlp: None,
+            cost: 0.25,
         }
     }
 
