@@ -1,0 +1,2 @@
+//! Placeholder until the ledger benchmark lands.
+fn main() {}

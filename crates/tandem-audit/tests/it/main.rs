@@ -1,0 +1,9 @@
+//! Integration tests of the audit ledger: appending, sealing, proofs, every way of tampering with
+//! the stored log, crash recovery, content capture and attestations.
+
+#[cfg(test)]
+mod ledger;
+#[cfg(test)]
+mod support;
+#[cfg(test)]
+mod tamper;
