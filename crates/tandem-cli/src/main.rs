@@ -1,6 +1,8 @@
 //! The `tandem` binary: command-line parsing, logging setup, and dispatch to the library crates.
 
+mod audit;
 mod dlp;
+mod telemetry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +10,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// Tandem: a governed two-pace gateway for AI coding assistants.
 #[derive(Debug, Parser)]
@@ -72,6 +73,11 @@ enum Command {
     Dlp {
         #[command(subcommand)]
         action: DlpAction,
+    },
+    /// The audit ledger: show, verify, export, prove.
+    Audit {
+        #[command(subcommand)]
+        action: audit::AuditAction,
     },
 }
 
@@ -173,20 +179,33 @@ enum RouteAction {
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // `serve` reads its configuration first: `[telemetry]` says how to log and where spans go.
+    let served = match &cli.command {
+        Command::Serve { config, .. } => Some(load(config.as_deref())?),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run(cli.command))
+    let telemetry = telemetry::init(served.as_ref().map(|c| &c.telemetry), runtime.handle())?;
+    let served = served.map(|config| Served {
+        config,
+        trace_context: telemetry.trace_context(),
+    });
+    let result = runtime.block_on(run(cli.command, served));
+    // Here, on the main thread with the runtime still up: the exporter sends the last spans on it.
+    telemetry.shutdown();
+    result
 }
 
-async fn run(command: Command) -> anyhow::Result<ExitCode> {
+/// What `serve` gets from `main`: the loaded configuration and the tracing hook for incoming `traceparent`s.
+struct Served {
+    config: tandem_config::Config,
+    trace_context: Option<tandem_gateway::TraceContext>,
+}
+
+async fn run(command: Command, served: Option<Served>) -> anyhow::Result<ExitCode> {
     if let Command::Dlp {
         action: DlpAction::Scan(args),
     } = &command
@@ -201,12 +220,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    run_other(command).await.map(|()| ExitCode::SUCCESS)
+    if let Command::Audit { action } = command {
+        return audit::run(action);
+    }
+    run_other(command, served).await.map(|()| ExitCode::SUCCESS)
 }
 
-async fn run_other(command: Command) -> anyhow::Result<()> {
+async fn run_other(command: Command, served: Option<Served>) -> anyhow::Result<()> {
     match command {
-        Command::Serve { config, listen } => serve(config, listen).await,
+        Command::Serve { listen, .. } => {
+            serve(served.context("serve without its configuration")?, listen).await
+        }
         Command::Testkit {
             listen,
             tokens_per_sec,
@@ -226,7 +250,7 @@ async fn run_other(command: Command) -> anyhow::Result<()> {
         Command::Keys { action, config } => keys(action, config.as_deref()),
         Command::Budgets { url, config } => budgets(url, config.as_deref()).await,
         Command::Policy { action } => policy(action),
-        Command::Dlp { .. } => Ok(()),
+        Command::Dlp { .. } | Command::Audit { .. } => Ok(()),
     }
 }
 
@@ -472,17 +496,22 @@ fn print_report(report: &tandem_bench::Report) {
     );
 }
 
-async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let env = |name: &str| std::env::var(name).ok();
-    let mut config =
-        tandem_config::load(config.as_deref(), &env).context("loading configuration")?;
+async fn serve(served: Served, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let Served {
+        mut config,
+        trace_context,
+    } = served;
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let state = tandem_gateway::AppState::from_config(&config).context("starting the gateway")?;
+    let mut state =
+        tandem_gateway::AppState::from_config(&config).context("starting the gateway")?;
+    if let Some(trace_context) = trace_context {
+        state = state.with_trace_context(trace_context);
+    }
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
@@ -492,7 +521,8 @@ async fn serve(config: Option<PathBuf>, listen: Option<SocketAddr>) -> anyhow::R
         tandem_config::Source::Embedded => "embedded default".to_owned(),
     };
     tracing::info!(%addr, config = %source, state_dir = %config.server.state_dir.display(),
-        upstream = %config.providers.first().map_or("", |p| p.base_url.as_str()), "tandem serve listening");
+        upstream = %config.providers.first().map_or("", |p| p.base_url.as_str()),
+        otlp = %config.telemetry.otlp_endpoint.as_deref().unwrap_or("off"), "tandem serve listening");
     tandem_gateway::run(listener, state, shutdown_signal())
         .await
         .context("gateway failed")

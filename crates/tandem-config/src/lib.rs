@@ -144,6 +144,10 @@ pub struct Config {
     pub prices: std::collections::HashMap<String, tandem_budget::Price>,
     /// Data loss prevention.
     pub dlp: DlpSettings,
+    /// Traces, metrics and logs.
+    pub telemetry: TelemetrySettings,
+    /// The audit ledger.
+    pub audit: AuditSettings,
     /// Things worth telling the operator that do not stop the server (e.g. an unset key variable).
     pub warnings: Vec<String>,
 }
@@ -165,6 +169,75 @@ pub struct DlpSettings {
     pub restore: bool,
     /// The gitleaks-format rule file, when configured.
     pub rules_file: Option<PathBuf>,
+}
+
+/// Observability settings (`[telemetry]`): OTLP traces, the `/metrics` token and the log format.
+#[derive(Clone, Debug)]
+pub struct TelemetrySettings {
+    /// OTLP/HTTP collector base URL (`http://127.0.0.1:4318`; spans go to `{endpoint}/v1/traces`): the file's
+    /// `otlp_endpoint`, else `$OTEL_EXPORTER_OTLP_ENDPOINT`. Traces are off without one.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` resource attribute of exported spans.
+    pub service_name: String,
+    /// Share of new traces sampled, 0 to 1 (a sampled parent from `traceparent` is always followed).
+    pub sample_ratio: f64,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
+    /// How log lines are written to stderr.
+    pub log_format: LogFormat,
+}
+
+/// Audit ledger settings (`[audit]`). On by default: every exchange is appended to a signed,
+/// tamper-evident ledger under the state directory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditSettings {
+    /// Whether exchanges are recorded in the ledger.
+    pub enabled: bool,
+    /// The ledger directory (default `<state_dir>/audit`).
+    pub dir: PathBuf,
+    /// Key name and checkpoint origin of a new ledger.
+    pub name: String,
+    /// Keep one signed checkpoint per this many entries (the newest is always kept).
+    pub checkpoint_every: u64,
+    /// `fdatasync` the journal before each answer (survives power loss, costs a disk flush).
+    pub fsync: bool,
+    /// Store prompt and answer text in the separate content store.
+    pub capture: bool,
+    /// Days captured content is kept (0 keeps it until `tandem audit purge`).
+    pub retention_days: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditToml {
+    enabled: Option<bool>,
+    /// Relative paths are relative to the config file.
+    dir: Option<PathBuf>,
+    name: Option<String>,
+    checkpoint_every: Option<u64>,
+    fsync: Option<bool>,
+    capture: Option<bool>,
+    retention_days: Option<u64>,
+}
+
+/// The log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line, with the fields of the current span and its parents.
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TelemetryToml {
+    otlp_endpoint: Option<String>,
+    service_name: Option<String>,
+    sample_ratio: Option<f64>,
+    metrics_token: Option<String>,
+    log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +266,10 @@ struct ConfigToml {
     prices: std::collections::HashMap<String, tandem_budget::Price>,
     #[serde(default)]
     dlp: Option<DlpToml>,
+    #[serde(default)]
+    telemetry: Option<TelemetryToml>,
+    #[serde(default)]
+    audit: Option<AuditToml>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -472,6 +549,13 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
             .map_err(|err| invalid(format!("prices.\"{backend}\": {err}")))?;
     }
     let dlp = parse_dlp(raw.dlp, &base_dir, &invalid)?;
+    let telemetry = parse_telemetry(raw.telemetry, env, &invalid)?;
+    let audit = parse_audit(
+        raw.audit.unwrap_or_default(),
+        &server.state_dir,
+        &base_dir,
+        &invalid,
+    )?;
     Ok(Config {
         source,
         server,
@@ -486,7 +570,84 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
         limits: raw.limits,
         prices: raw.prices,
         dlp,
+        telemetry,
+        audit,
         warnings,
+    })
+}
+
+fn parse_audit(
+    raw: AuditToml,
+    state_dir: &Path,
+    base_dir: &Path,
+    invalid: &dyn Fn(String) -> Error,
+) -> Result<AuditSettings> {
+    let name = raw.name.unwrap_or_else(|| "tandem/audit".to_owned());
+    if name.is_empty() || name.contains('+') || name.chars().any(char::is_whitespace) {
+        return Err(invalid(format!(
+            "audit.name `{name}` must be non-empty, without spaces or `+`"
+        )));
+    }
+    let checkpoint_every = raw.checkpoint_every.unwrap_or(1024);
+    if checkpoint_every == 0 {
+        return Err(invalid("audit.checkpoint_every must be at least 1".into()));
+    }
+    Ok(AuditSettings {
+        enabled: raw.enabled.unwrap_or(true),
+        dir: raw
+            .dir
+            .map_or_else(|| state_dir.join("audit"), |d| base_dir.join(d)),
+        name,
+        checkpoint_every,
+        fsync: raw.fsync.unwrap_or(false),
+        capture: raw.capture.unwrap_or(false),
+        retention_days: raw.retention_days.unwrap_or(30),
+    })
+}
+
+fn parse_telemetry(
+    raw: Option<TelemetryToml>,
+    env: &dyn Fn(&str) -> Option<String>,
+    invalid: &dyn Fn(String) -> Error,
+) -> Result<TelemetrySettings> {
+    let raw = raw.unwrap_or(TelemetryToml {
+        otlp_endpoint: None,
+        service_name: None,
+        sample_ratio: None,
+        metrics_token: None,
+        log_format: None,
+    });
+    let otlp_endpoint = raw
+        .otlp_endpoint
+        .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        .map(|e| e.trim().trim_end_matches('/').to_owned())
+        .filter(|e| !e.is_empty());
+    if let Some(endpoint) = &otlp_endpoint
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        return Err(invalid(format!(
+            "telemetry.otlp_endpoint `{endpoint}` must start with http:// or https://"
+        )));
+    }
+    let sample_ratio = raw.sample_ratio.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&sample_ratio) {
+        return Err(invalid(format!(
+            "telemetry.sample_ratio {sample_ratio} must be between 0 and 1"
+        )));
+    }
+    let service_name = raw.service_name.unwrap_or_else(|| "tandem".to_owned());
+    if service_name.trim().is_empty() {
+        return Err(invalid("telemetry.service_name must not be empty".into()));
+    }
+    Ok(TelemetrySettings {
+        otlp_endpoint,
+        service_name,
+        sample_ratio,
+        metrics_token: raw
+            .metrics_token
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from),
+        log_format: raw.log_format.unwrap_or(LogFormat::Text),
     })
 }
 

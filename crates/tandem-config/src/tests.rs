@@ -164,3 +164,67 @@ fn dlp_key_is_created_once_and_kept() {
     assert_eq!(first, again);
     assert_ne!(first, [0u8; 32]);
 }
+
+const ONE_PROVIDER: &str =
+    "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n";
+
+#[test]
+fn telemetry_defaults_and_settings() {
+    use secrecy::ExposeSecret;
+
+    use crate::LogFormat;
+
+    let config = parse(ONE_PROVIDER, Source::Embedded, &no_env).unwrap();
+    let t = &config.telemetry;
+    assert_eq!(t.otlp_endpoint, None, "traces are off without an endpoint");
+    assert_eq!(t.service_name, "tandem");
+    assert_eq!(t.sample_ratio, 1.0);
+    assert!(t.metrics_token.is_none(), "/metrics is open by default");
+    assert_eq!(t.log_format, LogFormat::Text);
+
+    let from_env =
+        |k: &str| (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://collector:4318/".to_owned());
+    let config = parse(ONE_PROVIDER, Source::Embedded, &from_env).unwrap();
+    assert_eq!(
+        config.telemetry.otlp_endpoint.as_deref(),
+        Some("http://collector:4318")
+    );
+
+    let text = format!(
+        "{ONE_PROVIDER}[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nservice_name = \"gw\"\n\
+         sample_ratio = 0.25\nmetrics_token = \"s3cret\"\nlog_format = \"json\"\n"
+    );
+    let config = parse(&text, Source::Embedded, &from_env).unwrap();
+    let t = &config.telemetry;
+    assert_eq!(
+        t.otlp_endpoint.as_deref(),
+        Some("http://127.0.0.1:4318"),
+        "the file wins over the environment"
+    );
+    assert_eq!(t.service_name, "gw");
+    assert_eq!(t.sample_ratio, 0.25);
+    assert_eq!(
+        t.metrics_token
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned()),
+        Some("s3cret".to_owned())
+    );
+    assert_eq!(t.log_format, LogFormat::Json);
+    assert!(
+        !format!("{t:?}").contains("s3cret"),
+        "the token is never printed"
+    );
+}
+
+#[test]
+fn telemetry_refusals() {
+    for (table, expect) in [
+        ("sample_ratio = 1.5", "telemetry.sample_ratio"),
+        ("otlp_endpoint = \"collector:4318\"", "must start with http"),
+        ("log_format = \"xml\"", "xml"),
+        ("service_name = \" \"", "telemetry.service_name"),
+        ("endpoint = \"http://x\"", "unknown field `endpoint`"),
+    ] {
+        check_err(&format!("{ONE_PROVIDER}[telemetry]\n{table}\n"), expect);
+    }
+}

@@ -58,6 +58,13 @@ impl Findings {
         if reports.is_empty() {
             return;
         }
+        let direction = match dir {
+            Direction::Request => "request",
+            Direction::Response => "response",
+        };
+        for r in &reports {
+            crate::metrics::dlp_finding(direction, &r.rule, r.action.as_str());
+        }
         let mut logged = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         logged.extend(reports.into_iter().map(|r| Logged {
             dir,

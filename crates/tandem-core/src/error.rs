@@ -44,6 +44,9 @@ pub enum Error {
     /// Data loss prevention refused the request or answer (names the rule, never the data).
     #[error("{0}")]
     Dlp(#[source] tandem_dlp::Error),
+    /// The audit ledger could not record the exchange, so it is not answered.
+    #[error("audit ledger: {0}")]
+    Audit(#[source] tandem_audit::Error),
     /// The embedded store failed.
     #[error("state store: {0}")]
     Store(#[source] tandem_store::Error),
@@ -58,7 +61,7 @@ impl Error {
             Error::NoRouter => ErrorKind::BadRequest,
             Error::Denied(_) => ErrorKind::Denied,
             Error::Dlp(tandem_dlp::Error::Blocked { .. }) => ErrorKind::Denied,
-            Error::Dlp(_) => ErrorKind::Internal,
+            Error::Dlp(_) | Error::Audit(_) => ErrorKind::Internal,
             Error::Quota(_) => ErrorKind::QuotaExceeded,
             Error::AllTargetsOpen => ErrorKind::Unavailable,
             Error::NoProviders | Error::NoTargets(_) | Error::Router(_) | Error::Store(_) => {

@@ -5,10 +5,12 @@
 //! ends as exactly one [`RequestRecord`]: answered, failed, rejected before routing, or cut off by the client.
 //! Architecture invariant: no HTTP server types here; the gateway owns the wire, this crate owns the flow.
 
+mod audit;
 mod breaker;
 mod dlp;
 mod error;
 mod meter;
+pub mod metrics;
 mod pipeline;
 mod reasoning;
 mod recorder;
@@ -17,11 +19,12 @@ mod session;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+pub use audit::PolicyCheck;
 pub use breaker::BreakerConfig;
 pub use dlp::DlpConfig;
 pub use error::{Error, Result};
 pub use meter::MeteredStream;
-pub use pipeline::{Alias, Core, CoreConfig, Hints, Pace};
+pub use pipeline::{Alias, Core, CoreConfig, Hints, Pace, finish_reason, int, record_event};
 pub use route::{Attempt, RouteInfo, TargetConfig, TierConfig};
 pub use session::SessionState;
 
@@ -58,6 +61,12 @@ pub struct Exchange {
     pub started: Instant,
     /// Unix milliseconds at arrival.
     pub started_at_ms: i64,
+    /// Who is asking, once authenticated.
+    pub principal: Option<tandem_policy::Principal>,
+    /// The client software (`User-Agent`).
+    pub client: Option<String>,
+    /// Keyed hash of the request body as received ([`Core::content_hash`]).
+    pub prompt_hash: Option<String>,
 }
 
 impl Exchange {
@@ -69,6 +78,9 @@ impl Exchange {
             api,
             started: Instant::now(),
             started_at_ms,
+            principal: None,
+            client: None,
+            prompt_hash: None,
         }
     }
 

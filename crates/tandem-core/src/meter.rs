@@ -1,5 +1,6 @@
 //! A stream wrapper that meters an answer as it passes and writes its record exactly once.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -10,6 +11,7 @@ use tandem_protocol::StreamEvent;
 use tandem_providers::EventStream;
 use tandem_store::{Outcome, RequestRecord};
 
+use crate::audit::{AnswerHasher, Trail};
 use crate::dlp::Findings;
 use crate::elapsed_ms;
 use crate::recorder::Recorder;
@@ -22,6 +24,10 @@ pub(crate) type OnClose = Box<dyn FnOnce(&RequestRecord) + Send>;
 /// The record is written when the stream ends, when it yields an error, or when it is dropped early
 /// (the client went away): then the outcome is `cancelled` and, unless the upstream already reported usage,
 /// the output count is the number of deltas seen, marked as not exact.
+///
+/// From the `Finish` event on, events are held back until the upstream stream ends and the exchange's
+/// audit entry is journalled, so the client never sees a complete answer that the ledger could lose.
+/// If the entry cannot be journalled, the stream ends with an error instead.
 pub struct MeteredStream {
     inner: EventStream,
     record: Option<RequestRecord>,
@@ -32,6 +38,15 @@ pub struct MeteredStream {
     on_close: Option<OnClose>,
     /// Data loss prevention findings, stored with the record.
     findings: Option<Findings>,
+    /// The audit context of the exchange.
+    trail: Trail,
+    /// Keyed hash of the answer, when auditing is on.
+    hasher: Option<AnswerHasher>,
+    /// Events from `Finish` on, released once the record is written.
+    held: VecDeque<StreamEvent>,
+    holding: bool,
+    /// Set once the inner stream has ended and the record is written.
+    done: bool,
 }
 
 impl MeteredStream {
@@ -42,6 +57,7 @@ impl MeteredStream {
         recorder: Arc<Recorder>,
         on_close: Option<OnClose>,
     ) -> Self {
+        let hasher = recorder.answer_hasher();
         MeteredStream {
             inner,
             record: Some(record),
@@ -50,7 +66,18 @@ impl MeteredStream {
             deltas: 0,
             on_close,
             findings: None,
+            trail: Trail::default(),
+            hasher,
+            held: VecDeque::new(),
+            holding: false,
+            done: false,
         }
+    }
+
+    /// The audit context recorded with the exchange.
+    pub(crate) fn with_trail(mut self, trail: Trail) -> Self {
+        self.trail = trail;
+        self
     }
 
     /// Stores these DLP findings with the record.
@@ -83,9 +110,14 @@ impl MeteredStream {
         }
     }
 
-    fn close(&mut self, outcome: Outcome, error: Option<&tandem_providers::Error>) {
+    /// Writes the record once. Fails only when the audit entry could not be journalled.
+    fn close(
+        &mut self,
+        outcome: Outcome,
+        error: Option<&tandem_providers::Error>,
+    ) -> Result<(), tandem_audit::Error> {
         let Some(mut record) = self.record.take() else {
-            return;
+            return Ok(());
         };
         record.outcome = outcome;
         record.latency_ms = elapsed_ms(self.started);
@@ -100,7 +132,9 @@ impl MeteredStream {
         if let Some(on_close) = self.on_close.take() {
             on_close(&record);
         }
-        self.recorder.finish(record);
+        let mut trail = std::mem::take(&mut self.trail);
+        trail.answer_hash = self.hasher.take().map(AnswerHasher::finish);
+        self.recorder.finish(record, trail)
     }
 }
 
@@ -109,19 +143,39 @@ impl Stream for MeteredStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        match this.inner.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(event))) => {
-                this.observe(&event);
-                Poll::Ready(Some(Ok(event)))
+        loop {
+            if this.done {
+                return Poll::Ready(this.held.pop_front().map(Ok));
             }
-            Poll::Ready(Some(Err(err))) => {
-                this.close(Outcome::Error, Some(&err));
-                Poll::Ready(Some(Err(err)))
-            }
-            Poll::Ready(None) => {
-                this.close(Outcome::Ok, None);
-                Poll::Ready(None)
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(event))) => {
+                    this.observe(&event);
+                    if let Some(hasher) = this.hasher.as_mut() {
+                        hasher.event(&event);
+                    }
+                    this.holding |= matches!(event, StreamEvent::Finish(_));
+                    if !this.holding {
+                        return Poll::Ready(Some(Ok(event)));
+                    }
+                    this.held.push_back(event);
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    this.held.clear();
+                    this.done = true;
+                    // The client gets the error either way; a failed audit append is logged.
+                    let _ = this.close(Outcome::Error, Some(&err));
+                    return Poll::Ready(Some(Err(err)));
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    if let Err(err) = this.close(Outcome::Ok, None) {
+                        this.held.clear();
+                        return Poll::Ready(Some(Err(tandem_providers::Error::Internal {
+                            message: format!("the answer could not be recorded: {err}"),
+                        })));
+                    }
+                }
             }
         }
     }
@@ -129,6 +183,6 @@ impl Stream for MeteredStream {
 
 impl Drop for MeteredStream {
     fn drop(&mut self) {
-        self.close(Outcome::Cancelled, None);
+        let _ = self.close(Outcome::Cancelled, None);
     }
 }

@@ -16,11 +16,16 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use tandem_budget::{Estimate, Ledger, Prices, Reservation, Scope};
 use tandem_policy::{Action, Policy, Principal, Query};
-use tandem_protocol::{ChatRequest, ChatResponse, ErrorKind, Part, Role, StreamEvent, Usage};
+use tandem_protocol::{
+    ChatRequest, ChatResponse, ErrorKind, FinishReason, Part, Role, StreamEvent, Usage,
+};
 use tandem_providers::{EventStream, Provider};
 use tandem_router::{Router, RouterConfig, SessionFacts};
 use tandem_store::{Outcome, RequestRecord, Store};
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
+use crate::audit::{PolicyCheck, Trail};
 use crate::recorder::Recorder;
 
 use crate::dlp::{self, DlpConfig, DlpStream, Findings};
@@ -61,6 +66,8 @@ pub struct CoreConfig {
     pub prices: Prices,
     /// Data loss prevention; `None` turns it off.
     pub dlp: Option<DlpConfig>,
+    /// The audit ledger every exchange is appended to; `None` turns auditing off.
+    pub audit: Option<Arc<tandem_audit::Ledger>>,
 }
 
 /// The pace a client asked for with the `x-tandem-pace` header.
@@ -138,6 +145,13 @@ impl Core {
         if providers.is_empty() {
             return Err(Error::NoProviders);
         }
+        crate::metrics::allow_models(
+            config
+                .tiers
+                .iter()
+                .flat_map(|tier| tier.targets.iter().map(|t| t.model.as_str()))
+                .chain(config.aliases.iter().map(|a| a.model.as_str())),
+        );
         let by_name: HashMap<String, usize> = providers
             .iter()
             .enumerate()
@@ -216,7 +230,11 @@ impl Core {
             sessions: Arc::new(Sessions::new(config.session_ttl, config.max_sessions)),
             policy: RwLock::new(config.policy),
             ledger: config.ledger,
-            recorder: Arc::new(Recorder::new(Arc::clone(&store), Arc::clone(&prices))),
+            recorder: Arc::new(Recorder::new(
+                Arc::clone(&store),
+                Arc::clone(&prices),
+                config.audit,
+            )),
             store,
             prices,
             dlp: config.dlp,
@@ -240,6 +258,13 @@ impl Core {
             .policy
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = policy;
+    }
+
+    /// The `gen_ai.provider.name` of a configured provider's wire API (`openai`, `anthropic`), for traces.
+    pub fn provider_api_name(&self, provider: &str) -> &'static str {
+        self.by_name
+            .get(provider)
+            .map_or("", |&i| self.providers[i].api_name())
     }
 
     /// The budget ledger (for the admin API and persistence).
@@ -276,6 +301,12 @@ impl Core {
             let decision = policy.evaluate(&query(Action::UseTool {
                 name: tool.name.clone(),
             }));
+            plan.info.policy.push(PolicyCheck {
+                action: "use_tool",
+                resource: tool.name.clone(),
+                allowed: decision.allowed,
+                reason: decision.reason.clone(),
+            });
             if !decision.allowed {
                 return Err(Error::Denied(decision.reason));
             }
@@ -289,6 +320,12 @@ impl Core {
                 model: target.model.clone(),
                 alias: req.model.clone(),
             }));
+            plan.info.policy.push(PolicyCheck {
+                action: "use_model",
+                resource: target.backend.clone(),
+                allowed: decision.allowed,
+                reason: decision.reason.clone(),
+            });
             if decision.allowed {
                 allowed.push(target);
             } else {
@@ -351,8 +388,11 @@ impl Core {
         self.store.ping().map_err(Error::Store)
     }
 
-    /// Wait until all records so far are on disk.
+    /// Wait until all records so far are on disk and every audit entry is sealed.
     pub fn flush(&self) -> Result<()> {
+        if let Some(ledger) = self.recorder.ledger() {
+            ledger.flush().map_err(Error::Audit)?;
+        }
         self.store.flush().map_err(Error::Store)
     }
 
@@ -507,22 +547,55 @@ impl Core {
         exchange: &Exchange,
         req: &ChatRequest,
         hints: &Hints,
-        call: impl for<'a> Fn(&'a Target, &'a ChatRequest) -> BoxFuture<'a, tandem_providers::Result<T>>,
+        call: impl for<'a> Fn(
+            &'a Target,
+            &'a ChatRequest,
+            &'a Span,
+        ) -> BoxFuture<'a, tandem_providers::Result<T>>,
     ) -> Result<Won<T>> {
-        let mut plan = match self.plan(req, hints) {
-            Ok(plan) => plan,
+        let span = tracing::info_span!(
+            "tandem.route",
+            "tandem.tier" = Empty,
+            "tandem.route.reason" = Empty,
+            "tandem.route.targets" = Empty,
+            otel.status_code = Empty,
+            "error.type" = Empty,
+        );
+        let mut plan = match span.in_scope(|| self.plan(req, hints)) {
+            Ok(plan) => {
+                span.record("tandem.tier", plan.info.tier.as_deref().unwrap_or(""));
+                span.record("tandem.route.reason", plan.info.reason.as_str());
+                span.record("tandem.route.targets", int(plan.targets.len()));
+                plan
+            }
             Err(err) => {
+                failed(&span, &err);
                 self.record_failure(exchange, req, None, &err);
                 return Err(err);
             }
         };
-        let mut reservation = match self.admit(req, hints, exchange.api.as_str(), &mut plan) {
-            Ok(reservation) => reservation,
+        drop(span);
+        let span = tracing::info_span!(
+            "tandem.policy",
+            "tandem.policy.allowed_targets" = Empty,
+            "tandem.budget.reserved" = Empty,
+            otel.status_code = Empty,
+            "error.type" = Empty,
+        );
+        let admitted = span.in_scope(|| self.admit(req, hints, exchange.api.as_str(), &mut plan));
+        let mut reservation = match admitted {
+            Ok(reservation) => {
+                span.record("tandem.policy.allowed_targets", int(plan.targets.len()));
+                span.record("tandem.budget.reserved", reservation.is_some());
+                reservation
+            }
             Err(err) => {
+                failed(&span, &err);
                 self.record_failure(exchange, req, Some(&plan.info), &err);
                 return Err(err);
             }
         };
+        drop(span);
         let mut last_err = None;
         for target in plan.targets.clone() {
             if !target.try_acquire(Instant::now()) {
@@ -534,13 +607,20 @@ impl Core {
             }
             let sent = reasoning::for_backend(req, &target.backend);
             for _ in 0..=target.retries {
-                let pending = call(&target, &sent);
+                let span = upstream_span(&target, &sent);
+                let pending = call(&target, &sent, &span).instrument(span.clone());
                 let result = match target.first_token_timeout {
                     Some(limit) => tokio::time::timeout(limit, pending)
                         .await
                         .unwrap_or_else(|_| Err(timeout_error(&target, limit))),
                     None => pending.await,
                 };
+                if let Err(err) = &result {
+                    let kind = crate::metrics::error_kind(err);
+                    span.record("otel.status_code", "ERROR");
+                    span.record("error.type", kind);
+                    crate::metrics::upstream_error(target.provider.name(), err);
+                }
                 let err = match result {
                     Ok(value) => {
                         target.succeeded();
@@ -589,8 +669,18 @@ impl Core {
         let (redacted, vault) = self.redact_request(exchange, req, &findings)?;
         let req = redacted.as_ref().unwrap_or(req);
         let won = self
-            .attempt(exchange, req, hints, |target, sent| {
-                Box::pin(target.provider.complete(sent, &target.model))
+            .attempt(exchange, req, hints, |target, sent, span| {
+                Box::pin(async move {
+                    let resp = target.provider.complete(sent, &target.model).await?;
+                    span.record("gen_ai.response.model", resp.model.as_str());
+                    span.record("gen_ai.usage.input_tokens", int(resp.usage.input_tokens));
+                    span.record("gen_ai.usage.output_tokens", int(resp.usage.output_tokens));
+                    span.record(
+                        "gen_ai.response.finish_reasons",
+                        finish_reason(&resp.finish),
+                    );
+                    Ok(resp)
+                })
             })
             .await?;
         let Won {
@@ -616,14 +706,19 @@ impl Core {
             record.usage = resp.usage;
             record.usage_exact = true;
             record.dlp = findings.to_json();
-            self.recorder.finish(record);
+            let _ = self
+                .recorder
+                .finish(record, self.trail(exchange, req, Some(&info)));
             return Err(err);
         }
         let mut record = self.record(exchange, req, Some(&info), Outcome::Ok, 200, None);
         record.usage = resp.usage;
         record.usage_exact = true;
         record.dlp = findings.to_json();
-        self.recorder.finish(record);
+        let mut trail = self.trail(exchange, req, Some(&info));
+        trail.answer_hash = self.recorder.answer_hasher().map(|h| h.response(&resp));
+        // The answer goes out only once its audit entry is journalled.
+        self.recorder.finish(record, trail).map_err(Error::Audit)?;
         Ok((resp, info))
     }
 
@@ -638,11 +733,26 @@ impl Core {
         let Some(config) = &self.dlp else {
             return Ok((None, tandem_dlp::Vault::default()));
         };
-        dlp::redact_request(&config.redactor, &self.dlp_clean, req, findings).map_err(|err| {
-            let err = Error::Dlp(err);
-            self.record_failure(exchange, req, None, &err);
-            err
-        })
+        let span = tracing::info_span!(
+            "tandem.dlp",
+            "tandem.dlp.redacted" = Empty,
+            otel.status_code = Empty,
+            "error.type" = Empty,
+        );
+        let redacted =
+            span.in_scope(|| dlp::redact_request(&config.redactor, &self.dlp_clean, req, findings));
+        match redacted {
+            Ok((copy, vault)) => {
+                span.record("tandem.dlp.redacted", copy.is_some());
+                Ok((copy, vault))
+            }
+            Err(err) => {
+                let err = Error::Dlp(err);
+                failed(&span, &err);
+                self.record_failure(exchange, req, None, &err);
+                Err(err)
+            }
+        }
     }
 
     /// Answer as a metered stream. The first target that produces a first event wins; failures before that
@@ -657,8 +767,8 @@ impl Core {
         let (redacted, vault) = self.redact_request(exchange, req, &findings)?;
         let req = redacted.as_ref().unwrap_or(req);
         let won = self
-            .attempt(exchange, req, hints, |target, sent| {
-                Box::pin(open_stream(target, sent))
+            .attempt(exchange, req, hints, |target, sent, span| {
+                Box::pin(open_stream(target, sent, span.clone()))
             })
             .await?;
         let Won {
@@ -699,7 +809,8 @@ impl Core {
             Arc::clone(&self.recorder),
             Some(on_close),
         )
-        .with_findings(findings);
+        .with_findings(findings)
+        .with_trail(self.trail(exchange, req, Some(&info)));
         Ok((metered, info))
     }
 
@@ -720,7 +831,9 @@ impl Core {
             kind.http_status(),
             Some(message.to_owned()),
         );
-        self.recorder.finish(record);
+        let _ = self
+            .recorder
+            .finish(record, self.trail(exchange, &req, None));
     }
 
     fn record_failure(
@@ -738,7 +851,32 @@ impl Core {
             err.kind().http_status(),
             Some(err.to_string()),
         );
-        self.recorder.finish(record);
+        let _ = self
+            .recorder
+            .finish(record, self.trail(exchange, req, info));
+    }
+
+    /// The audit context of an exchange.
+    fn trail(&self, exchange: &Exchange, req: &ChatRequest, info: Option<&RouteInfo>) -> Trail {
+        Trail {
+            principal: exchange.principal.clone(),
+            client: exchange.client.clone(),
+            session: req.session.clone(),
+            prompt_hash: exchange.prompt_hash.clone(),
+            route_reason: info.map(|i| i.reason.clone()).filter(|r| !r.is_empty()),
+            policy: info.map(|i| i.policy.clone()).unwrap_or_default(),
+            answer_hash: None,
+        }
+    }
+
+    /// Keyed hash of request bytes for the audit entry; `None` when auditing is off.
+    pub fn content_hash(&self, bytes: &[u8]) -> Option<String> {
+        self.recorder.content_hash(bytes)
+    }
+
+    /// The audit ledger, when auditing is on.
+    pub fn audit_ledger(&self) -> Option<&Arc<tandem_audit::Ledger>> {
+        self.recorder.ledger()
     }
 
     fn record(
@@ -780,7 +918,14 @@ impl Core {
 
 /// Start a stream on `target` and wait for its first event, so that a failure before the first token can
 /// still fall back to another target. Reasoning blobs in the answer are tagged with the target.
-async fn open_stream(target: &Target, req: &ChatRequest) -> tandem_providers::Result<EventStream> {
+///
+/// The stream holds the attempt's `span`, so the upstream span ends when the upstream stream does, and records the
+/// answer's model, usage and finish reason on it as they pass.
+async fn open_stream(
+    target: &Target,
+    req: &ChatRequest,
+    span: Span,
+) -> tandem_providers::Result<EventStream> {
     let mut events = target.provider.stream(req, &target.model).await?;
     let mut head = Vec::new();
     loop {
@@ -797,10 +942,80 @@ async fn open_stream(target: &Target, req: &ChatRequest) -> tandem_providers::Re
         }
     }
     let backend = target.backend.clone();
-    let stream = futures::stream::iter(head)
-        .chain(events)
-        .map(move |item| item.map(|event| reasoning::tag_event(&backend, event)));
+    let stream = futures::stream::iter(head).chain(events).map(move |item| {
+        match &item {
+            Ok(event) => record_event(&span, event),
+            Err(err) => {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", crate::metrics::error_kind(err));
+            }
+        }
+        item.map(|event| reasoning::tag_event(&backend, event))
+    });
     Ok(Box::pin(stream))
+}
+
+/// The CLIENT span of one upstream attempt, after the OpenTelemetry GenAI conventions (`chat {model}`).
+fn upstream_span(target: &Target, req: &ChatRequest) -> Span {
+    let (host, port) = target.provider.address().unwrap_or(("", 0));
+    tracing::info_span!(
+        "tandem.upstream",
+        otel.name = %format_args!("chat {}", target.model),
+        otel.kind = "client",
+        otel.status_code = Empty,
+        "gen_ai.operation.name" = "chat",
+        "gen_ai.provider.name" = target.provider.api_name(),
+        "gen_ai.request.model" = target.model.as_str(),
+        "gen_ai.request.max_tokens" = req.max_output_tokens.map(i64::from),
+        "gen_ai.response.model" = Empty,
+        "gen_ai.response.finish_reasons" = Empty,
+        "gen_ai.usage.input_tokens" = Empty,
+        "gen_ai.usage.output_tokens" = Empty,
+        "server.address" = host,
+        "server.port" = i64::from(port),
+        "tandem.provider" = target.provider.name(),
+        "tandem.stream" = req.stream,
+        "error.type" = Empty,
+    )
+}
+
+/// Record what a streamed event says about the answer on a span (`gen_ai.response.model`,
+/// `gen_ai.response.finish_reasons`, `gen_ai.usage.*`); fields the span does not declare are ignored.
+pub fn record_event(span: &Span, event: &StreamEvent) {
+    match event {
+        StreamEvent::Start { model, .. } => {
+            span.record("gen_ai.response.model", model.as_str());
+        }
+        StreamEvent::Finish(reason) => {
+            span.record("gen_ai.response.finish_reasons", finish_reason(reason));
+        }
+        StreamEvent::Usage(usage) => {
+            span.record("gen_ai.usage.input_tokens", int(usage.input_tokens));
+            span.record("gen_ai.usage.output_tokens", int(usage.output_tokens));
+        }
+        _ => {}
+    }
+}
+
+/// The GenAI conventions' spelling of a finish reason.
+pub fn finish_reason(reason: &FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ContentFilter => "content_filter",
+    }
+}
+
+/// A count as a span attribute: OpenTelemetry integers are `i64` (`tracing-opentelemetry` turns `u64` into text).
+pub fn int(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+/// Mark a pipeline step's span as failed.
+fn failed(span: &Span, err: &Error) {
+    span.record("otel.status_code", "ERROR");
+    span.record("error.type", tracing::field::debug(err.kind()));
 }
 
 fn timeout_error(target: &Target, limit: Duration) -> tandem_providers::Error {
@@ -821,7 +1036,7 @@ fn retryable(err: &tandem_providers::Error) -> bool {
         | E::Truncated { .. }
         | E::Malformed { .. } => true,
         E::Status { status, .. } => *status >= 500 || matches!(status, 408 | 409 | 429),
-        E::Config { .. } | E::Refused { .. } => false,
+        E::Config { .. } | E::Refused { .. } | E::Internal { .. } => false,
     }
 }
 

@@ -174,4 +174,7 @@ pub struct RouteInfo {
     pub score: Option<f64>,
     /// Every upstream attempt in order.
     pub attempts: Vec<Attempt>,
+    /// Every policy evaluation in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policy: Vec<crate::PolicyCheck>,
 }

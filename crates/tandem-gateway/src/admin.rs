@@ -23,7 +23,7 @@ fn error(kind: ErrorKind, message: &str) -> Response {
 }
 
 /// Compare in time independent of where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -21,6 +21,9 @@ pub enum Error {
     /// The pipeline could not be assembled or flushed.
     #[error(transparent)]
     Core(#[from] tandem_core::Error),
+    /// The audit ledger could not be opened.
+    #[error("audit ledger: {0}")]
+    Audit(#[from] tandem_audit::Error),
     /// The authenticator could not be built.
     #[error(transparent)]
     Auth(tandem_auth::Error),

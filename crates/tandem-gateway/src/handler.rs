@@ -10,9 +10,11 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
-use tandem_core::{Exchange, Hints, MeteredStream, Pace, RouteInfo};
+use tandem_core::{Exchange, Hints, MeteredStream, Pace, RouteInfo, int};
 use tandem_protocol::ErrorKind;
 use tandem_translate::{EncodeContext, StreamEncoder, openai_chat};
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -45,34 +47,113 @@ pub(crate) async fn messages(
     exchange::<Messages>(state, headers, body).await
 }
 
-/// Decode, run the pipeline, encode: the whole life of one client exchange.
-#[tracing::instrument(skip_all, fields(api = F::API.as_str(), request_id))]
+/// The whole life of one client exchange in one SERVER span named `{method} {route}` (the HTTP conventions; the name is
+/// fixed when the span starts, before the model is known) with the OpenTelemetry GenAI attributes.
+///
+/// The span's parent comes from the request's `traceparent` when a [`crate::TraceContext`] is installed.
+/// For streams the SSE body holds the span, so it ends when the answer does, not when this function returns.
 async fn exchange<F: ClientFormat>(state: AppState, headers: HeaderMap, body: Body) -> Response {
     let id = uuid::Uuid::now_v7().simple().to_string();
-    tracing::Span::current().record("request_id", id.as_str());
-    let exchange = Exchange::start(id.clone(), F::API);
-    let reject = |kind: ErrorKind, message: String| {
-        state.core.record_rejected(&exchange, "", kind, &message);
+    let span = tracing::info_span!(
+        "exchange",
+        otel.name = route_of(F::API),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        api = F::API.as_str(),
+        request_id = id.as_str(),
+        "tandem.request_id" = id.as_str(),
+        "gen_ai.operation.name" = "chat",
+        "gen_ai.request.model" = Empty,
+        "gen_ai.response.model" = Empty,
+        "gen_ai.provider.name" = Empty,
+        "gen_ai.usage.input_tokens" = Empty,
+        "gen_ai.usage.output_tokens" = Empty,
+        "gen_ai.response.finish_reasons" = Empty,
+        "http.request.method" = "POST",
+        "http.route" = route_of(F::API).trim_start_matches("POST "),
+        "http.response.status_code" = Empty,
+        "tandem.tier" = Empty,
+        "tandem.route.reason" = Empty,
+        "tandem.target" = Empty,
+        "tandem.stream" = Empty,
+        "error.type" = Empty,
+    );
+    if let Some(trace_context) = &state.trace_context {
+        (trace_context.0)(&headers, &span);
+    }
+    let response = serve_exchange::<F>(state, headers, body, id, span.clone())
+        .instrument(span.clone())
+        .await;
+    let status = response.status();
+    span.record("http.response.status_code", i64::from(status.as_u16()));
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    response
+}
+
+/// The `{method} {route}` of each client API.
+fn route_of(api: tandem_core::Api) -> &'static str {
+    match api {
+        tandem_core::Api::Chat => "POST /v1/chat/completions",
+        tandem_core::Api::Responses => "POST /v1/responses",
+        tandem_core::Api::Messages => "POST /v1/messages",
+    }
+}
+
+/// Record where the exchange went on its span.
+fn record_route(span: &Span, state: &AppState, route: &RouteInfo) {
+    span.record("tandem.tier", route.tier.as_deref().unwrap_or(""));
+    span.record("tandem.route.reason", route.reason.as_str());
+    span.record("tandem.target", route.target.as_str());
+    if let Some((provider, _)) = route.target.split_once('/') {
+        span.record(
+            "gen_ai.provider.name",
+            state.core.provider_api_name(provider),
+        );
+    }
+}
+
+/// Decode, run the pipeline, encode.
+async fn serve_exchange<F: ClientFormat>(
+    state: AppState,
+    headers: HeaderMap,
+    body: Body,
+    id: String,
+    span: Span,
+) -> Response {
+    let mut exchange = Exchange::start(id.clone(), F::API);
+    exchange.client = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(200).collect());
+    let reject = |exchange: &Exchange, kind: ErrorKind, message: String| {
+        span.record("error.type", tracing::field::debug(kind));
+        state.core.record_rejected(exchange, "", kind, &message);
         ApiError::new::<F>(kind, message, &id).into_response()
     };
     let principal = match authenticate(&state, &headers).await {
         Ok(principal) => principal,
-        Err(err) => return reject(err.kind(), err.to_string()),
+        Err(err) => return reject(&exchange, err.kind(), err.to_string()),
     };
+    exchange.principal = Some(principal.clone());
     let bytes = match read_body(body, &headers, state.max_body_bytes).await {
         Ok(bytes) => bytes,
-        Err((kind, message)) => return reject(kind, message),
+        Err((kind, message)) => return reject(&exchange, kind, message),
     };
+    exchange.prompt_hash = state.core.content_hash(&bytes);
     let mut req = match F::decode(&bytes) {
         Ok(req) => req,
-        Err(err) => return reject(err.kind(), err.to_string()),
+        Err(err) => return reject(&exchange, err.kind(), err.to_string()),
     };
+    span.record("gen_ai.request.model", req.model.as_str());
+    span.record("tandem.stream", req.stream);
     if req.session.is_none() {
         req.session = session_header(&headers);
     }
     let mut hints = match hints(&headers) {
         Ok(hints) => hints,
-        Err(message) => return reject(ErrorKind::BadRequest, message),
+        Err(message) => return reject(&exchange, ErrorKind::BadRequest, message),
     };
     hints.principal = Some(principal);
     let created = exchange.created();
@@ -84,15 +165,27 @@ async fn exchange<F: ClientFormat>(state: AppState, headers: HeaderMap, body: Bo
         });
         match state.core.stream(&exchange, &req, &hints).await {
             Ok((events, route)) => {
-                let mut response = sse_response(events, encoder, &id);
+                record_route(&span, &state, &route);
+                let mut response = sse_response(events, encoder, &id, span);
                 set_route_headers(&mut response, &route);
                 response
             }
-            Err(err) => ApiError::new::<F>(err.kind(), err.to_string(), &id).into_response(),
+            Err(err) => {
+                span.record("error.type", tracing::field::debug(err.kind()));
+                ApiError::new::<F>(err.kind(), err.to_string(), &id).into_response()
+            }
         }
     } else {
         match state.core.complete(&exchange, &req, &hints).await {
             Ok((resp, route)) => {
+                record_route(&span, &state, &route);
+                span.record("gen_ai.response.model", resp.model.as_str());
+                span.record("gen_ai.usage.input_tokens", int(resp.usage.input_tokens));
+                span.record("gen_ai.usage.output_tokens", int(resp.usage.output_tokens));
+                span.record(
+                    "gen_ai.response.finish_reasons",
+                    tandem_core::finish_reason(&resp.finish),
+                );
                 let ctx = EncodeContext {
                     request: &req,
                     id: &id,
@@ -103,7 +196,10 @@ async fn exchange<F: ClientFormat>(state: AppState, headers: HeaderMap, body: Bo
                 set_route_headers(&mut response, &route);
                 response
             }
-            Err(err) => ApiError::new::<F>(err.kind(), err.to_string(), &id).into_response(),
+            Err(err) => {
+                span.record("error.type", tracing::field::debug(err.kind()));
+                ApiError::new::<F>(err.kind(), err.to_string(), &id).into_response()
+            }
         }
     }
 }
@@ -235,30 +331,48 @@ fn set_request_id(response: &mut Response, id: &str) {
 ///
 /// A failure mid-stream ends the body with the format's error event, never with its success marker.
 /// If the client goes away, hyper drops this body, which drops the upstream stream and closes that connection.
-fn sse_response(events: MeteredStream, encoder: Box<dyn StreamEncoder>, id: &str) -> Response {
+/// The body holds the request span: it ends with the body, and the answer's model, usage and finish reason are
+/// recorded on it as they pass.
+fn sse_response(
+    events: MeteredStream,
+    encoder: Box<dyn StreamEncoder>,
+    id: &str,
+    span: Span,
+) -> Response {
     let batches = events.ready_chunks(BATCH_EVENTS);
-    let body = futures::stream::unfold(Some((batches, encoder)), |state| async move {
-        let (mut batches, mut encoder) = state?;
-        loop {
-            let Some(batch) = batches.next().await else {
-                let tail = encoder.finish();
-                return Some((Ok::<_, std::convert::Infallible>(Bytes::from(tail)), None));
-            };
-            let mut out = String::new();
-            for item in batch {
-                match item {
-                    Ok(event) => out.push_str(&encoder.encode(&event)),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "upstream failed mid-stream");
-                        out.push_str(&encoder.fail(err.kind(), &err.to_string()));
-                        return Some((Ok(Bytes::from(out)), None));
+    let body = futures::stream::unfold(Some((batches, encoder, span)), |state| {
+        let span = state
+            .as_ref()
+            .map_or_else(Span::none, |(_, _, span)| span.clone());
+        async move {
+            let (mut batches, mut encoder, span) = state?;
+            loop {
+                let Some(batch) = batches.next().await else {
+                    let tail = encoder.finish();
+                    return Some((Ok::<_, std::convert::Infallible>(Bytes::from(tail)), None));
+                };
+                let mut out = String::new();
+                for item in batch {
+                    match item {
+                        Ok(event) => {
+                            tandem_core::record_event(&span, &event);
+                            out.push_str(&encoder.encode(&event));
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "upstream failed mid-stream");
+                            span.record("otel.status_code", "ERROR");
+                            span.record("error.type", tracing::field::debug(err.kind()));
+                            out.push_str(&encoder.fail(err.kind(), &err.to_string()));
+                            return Some((Ok(Bytes::from(out)), None));
+                        }
                     }
                 }
-            }
-            if !out.is_empty() {
-                return Some((Ok(Bytes::from(out)), Some((batches, encoder))));
+                if !out.is_empty() {
+                    return Some((Ok(Bytes::from(out)), Some((batches, encoder, span))));
+                }
             }
         }
+        .instrument(span)
     });
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();

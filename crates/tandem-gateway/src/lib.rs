@@ -1,5 +1,5 @@
 //! The HTTP boundary of `tandem serve`: OpenAI Chat Completions, OpenAI Responses and Anthropic Messages
-//! in front of any configured upstream, plus `/v1/models`, `/healthz` and `/readyz`.
+//! in front of any configured upstream, plus `/v1/models`, `/healthz`, `/readyz` and `/metrics` (Prometheus).
 //!
 //! Each client API is a [`format::ClientFormat`]; one generic handler decodes the body strictly, runs the
 //! pipeline in `tandem-core`, and encodes the answer (JSON, or SSE chunk by chunk) in the client's format.
@@ -11,6 +11,7 @@ mod error;
 mod format;
 pub mod governance;
 mod handler;
+pub mod metrics;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,11 +35,36 @@ pub struct AppState {
     admin_token: Option<secrecy::SecretString>,
     policy_file: Option<std::path::PathBuf>,
     max_body_bytes: usize,
+    metrics_token: Option<secrecy::SecretString>,
+    exported: Arc<metrics::Exported>,
+    trace_context: Option<TraceContext>,
+}
+
+/// Sets the parent of each request's span from the request's headers (W3C `traceparent`). Installed by the binary
+/// that owns the tracing subscriber, so that this crate needs no OpenTelemetry.
+#[derive(Clone)]
+pub struct TraceContext(Arc<dyn Fn(&axum::http::HeaderMap, &tracing::Span) + Send + Sync>);
+
+impl TraceContext {
+    /// Wrap the function that sets a span's parent from request headers.
+    pub fn new(
+        set_parent: impl Fn(&axum::http::HeaderMap, &tracing::Span) + Send + Sync + 'static,
+    ) -> TraceContext {
+        TraceContext(Arc::new(set_parent))
+    }
+}
+
+impl std::fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TraceContext")
+    }
 }
 
 impl AppState {
     /// Build the providers, open the store and assemble the pipeline from a validated config.
     pub fn from_config(config: &Config) -> Result<AppState> {
+        // Before the first exchange, so that the pipeline's metric handles reach the exporter.
+        metrics::handle();
         let store = Arc::new(Store::open(&config.server.state_dir)?);
         let mut providers: Vec<Arc<dyn Provider>> = Vec::with_capacity(config.providers.len());
         for provider in &config.providers {
@@ -58,6 +84,19 @@ impl AppState {
                 restore: config.dlp.restore,
             });
         }
+        if config.audit.enabled {
+            let audit = &config.audit;
+            let options = tandem_audit::Options {
+                name: audit.name.clone(),
+                checkpoint_every: audit.checkpoint_every,
+                fsync: audit.fsync,
+                capture: audit.capture,
+                retention: (audit.retention_days > 0)
+                    .then(|| std::time::Duration::from_secs(audit.retention_days * 86_400)),
+                ..tandem_audit::Options::default()
+            };
+            core_config.audit = Some(Arc::new(tandem_audit::Ledger::open(&audit.dir, options)?));
+        }
         core_config
             .ledger
             .import(governance::from_rows(store.load_budget_usage()?));
@@ -69,7 +108,16 @@ impl AppState {
             admin_token: config.auth.admin_token.clone(),
             policy_file: config.policy_file.clone(),
             max_body_bytes: config.server.max_body_bytes,
+            metrics_token: config.telemetry.metrics_token.clone(),
+            exported: Arc::new(metrics::Exported::new(&config.budgets, &config.limits)),
+            trace_context: None,
         })
+    }
+
+    /// Continue incoming traces: `set_parent` gets each request's headers and span before the span starts.
+    pub fn with_trace_context(mut self, trace_context: TraceContext) -> AppState {
+        self.trace_context = Some(trace_context);
+        self
     }
 
     /// The pipeline (for flushing records at shutdown and in tests).
@@ -160,6 +208,7 @@ fn core_config(config: &Config) -> Result<CoreConfig> {
         ledger,
         prices: tandem_budget::Prices::new(config.prices.clone()),
         dlp: None,
+        audit: None,
     })
 }
 
@@ -172,6 +221,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(handler::models))
         .route("/healthz", get(handler::healthz))
         .route("/readyz", get(handler::readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/admin/keys", get(admin::list_keys).post(admin::create_key))
         .route("/admin/keys/{id}", axum::routing::delete(admin::revoke_key))
         .route("/admin/budgets", get(admin::budgets))
@@ -196,10 +246,20 @@ pub async fn run(
         Arc::clone(&store),
         state.policy_file.clone(),
     ));
+    let upkeep = tokio::spawn(async {
+        let mut every = tokio::time::interval(metrics::UPKEEP_EVERY);
+        loop {
+            every.tick().await;
+            if let Some(handle) = metrics::handle() {
+                handle.run_upkeep();
+            }
+        }
+    });
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
     background.abort();
+    upkeep.abort();
     governance::save_budgets(&core, &store);
     served.map_err(Error::Serve)?;
     core.flush()?;

@@ -68,6 +68,13 @@ pub enum Error {
         /// Why, naming the rule.
         reason: String,
     },
+    /// The gateway failed around an answer that was otherwise fine (its audit entry could not be
+    /// written); the client gets an error, not the answer.
+    #[error("{message}")]
+    Internal {
+        /// What failed.
+        message: String,
+    },
     /// The provider could not be built from its configuration.
     #[error("provider `{provider}` is misconfigured: {message}")]
     Config {
@@ -93,7 +100,7 @@ impl Error {
             | Error::Reset { .. }
             | Error::Truncated { .. }
             | Error::Malformed { .. } => ErrorKind::Upstream,
-            Error::Config { .. } => ErrorKind::Internal,
+            Error::Config { .. } | Error::Internal { .. } => ErrorKind::Internal,
             Error::Refused { .. } => ErrorKind::Denied,
         }
     }

@@ -199,6 +199,17 @@ impl Provider for HttpProvider {
         &self.config.name
     }
 
+    fn api_name(&self) -> &'static str {
+        match self.config.kind {
+            UpstreamKind::OpenAi => "openai",
+            UpstreamKind::Anthropic => "anthropic",
+        }
+    }
+
+    fn address(&self) -> Option<(&str, u16)> {
+        Some((self.url.host_str()?, self.url.port_or_known_default()?))
+    }
+
     async fn complete(&self, req: &ChatRequest, upstream_model: &str) -> Result<ChatResponse> {
         let mut req_once;
         let req = if req.stream {

@@ -27,6 +27,16 @@ pub trait Provider: Send + Sync {
     /// The configured provider name (used in `provider/model` names and records).
     fn name(&self) -> &str;
 
+    /// The wire API's `gen_ai.provider.name` for traces (`openai`, `anthropic`); empty when not known.
+    fn api_name(&self) -> &'static str {
+        ""
+    }
+
+    /// Host and port of the upstream, for `server.address` and `server.port` in traces.
+    fn address(&self) -> Option<(&str, u16)> {
+        None
+    }
+
     /// Answer without streaming.
     async fn complete(&self, req: &ChatRequest, upstream_model: &str) -> Result<ChatResponse>;
 

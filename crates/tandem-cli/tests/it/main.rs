@@ -1,8 +1,12 @@
-//! End-to-end tests of the `tandem` binary's offline commands.
+//! End-to-end tests of the `tandem` binary: its offline commands, and `tandem serve` exporting traces.
 
+#[cfg(test)]
+mod audit;
 #[cfg(test)]
 mod dlp;
 #[cfg(test)]
 mod governance;
+#[cfg(test)]
+mod otel;
 #[cfg(test)]
 mod route;

@@ -9,6 +9,8 @@ mod errors;
 #[cfg(test)]
 mod governance;
 #[cfg(test)]
+mod metrics;
+#[cfg(test)]
 mod routing;
 #[cfg(test)]
 mod streaming;

@@ -132,6 +132,11 @@ model = "scripted"
         (status, resp.text().await.unwrap())
     }
 
+    /// The gateway's state (pipeline and store).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// The routing memory of a session.
     pub fn state_session(&self, key: &str) -> tandem_core::SessionState {
         self.state.core().session(key)
