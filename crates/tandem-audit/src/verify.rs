@@ -256,6 +256,52 @@ struct HeadPrincipal<'a> {
     user: std::borrow::Cow<'a, str>,
 }
 
+impl<'a> Head<'a> {
+    /// Reads the header of a sealed entry. The ledger writes it in one fixed shape, read here
+    /// without a JSON parse of the whole entry; anything else falls back to a full parse.
+    fn read(body: &'a [u8]) -> std::result::Result<Head<'a>, serde_json::Error> {
+        Head::fast(body).map_or_else(|| serde_json::from_slice(body), Ok)
+    }
+
+    fn fast(body: &'a [u8]) -> Option<Head<'a>> {
+        let rest = body.strip_prefix(b"{\"i\":")?;
+        let (i, rest) = digits(rest)?;
+        let rest = rest.strip_prefix(b",\"prev\":\"")?;
+        let (prev, rest) = rest.split_at_checked(64)?;
+        let rest = rest.strip_prefix(b"\",\"ts\":")?;
+        let (ts, rest) = digits(rest)?;
+        let rest = rest.strip_prefix(b",\"kind\":\"")?;
+        let end = rest.iter().position(|&b| b == b'"')?;
+        let (kind, rest) = rest.split_at(end);
+        // The user is the first string after the first `"principal":{"user":`.
+        const USER: &[u8] = b"\"principal\":{\"user\":";
+        let at = rest.windows(USER.len()).position(|w| w == USER)? + USER.len();
+        let mut de = serde_json::Deserializer::from_slice(rest.get(at..)?);
+        let user = <std::borrow::Cow<'a, str> as serde::Deserialize>::deserialize(&mut de).ok()?;
+        Some(Head {
+            i,
+            prev: std::str::from_utf8(prev).ok()?,
+            ts: i64::try_from(ts).ok()?,
+            kind: std::str::from_utf8(kind).ok()?,
+            principal: HeadPrincipal { user },
+        })
+    }
+}
+
+/// A decimal number at the start of `bytes`, and what follows it.
+fn digits(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let len = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    if len == 0 || len > 19 {
+        return None;
+    }
+    let (number, rest) = bytes.split_at(len);
+    std::str::from_utf8(number)
+        .ok()?
+        .parse()
+        .ok()
+        .map(|n| (n, rest))
+}
+
 /// A checkpoint whose signature checked out.
 struct Signed {
     origin: String,
@@ -372,7 +418,7 @@ impl Reader {
             }
             expected = index + 1;
             let leaf = record_hash(body);
-            match serde_json::from_slice::<Head<'_>>(body) {
+            match Head::read(body) {
                 Err(e) => out.push(Problem::Unreadable {
                     index,
                     error: e.to_string(),
@@ -499,4 +545,38 @@ impl Reader {
 fn hex_eq(text: &str, bytes: &[u8; 32]) -> bool {
     let mut buf = [0u8; 64];
     hex::encode_to_slice(bytes, &mut buf).is_ok() && text.as_bytes() == buf.as_slice()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Head;
+
+    #[test]
+    fn the_fast_header_read_agrees_with_a_full_parse() {
+        let prev = "ab".repeat(32);
+        let body = format!(
+            r#"{{"i":42,"prev":"{prev}","ts":1795000000000,"kind":"request","id":"x","started_at_ms":1,"principal":{{"user":"al\"ice","teams":["t"]}},"error":"\"principal\":{{\"user\":\"mallory\""}}"#
+        );
+        let fast = Head::fast(body.as_bytes()).unwrap();
+        let full: Head<'_> = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (
+                fast.i,
+                fast.prev,
+                fast.ts,
+                fast.kind,
+                fast.principal.user.as_ref()
+            ),
+            (
+                full.i,
+                full.prev,
+                full.ts,
+                full.kind,
+                full.principal.user.as_ref()
+            )
+        );
+        assert_eq!(fast.principal.user, "al\"ice");
+        // Anything in another shape takes the full parse.
+        assert!(Head::fast(br#"{"prev":"x","i":1}"#).is_none());
+    }
 }

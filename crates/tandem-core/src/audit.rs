@@ -31,6 +31,38 @@ pub(crate) struct Trail {
     pub(crate) route_reason: Option<String>,
     pub(crate) policy: Vec<PolicyCheck>,
     pub(crate) answer_hash: Option<String>,
+    /// Prompt and answer text for the content store (capture on only).
+    pub(crate) content: Option<tandem_audit::Content>,
+}
+
+/// Most answer text kept for the content store.
+pub(crate) const MAX_CAPTURE: usize = 4 << 20;
+
+/// The text of an answer, for the content store.
+pub(crate) fn answer_text(resp: &ChatResponse) -> String {
+    let mut out = String::new();
+    for part in &resp.parts {
+        match part {
+            Part::Text(t) => out.push_str(t),
+            Part::ToolCall {
+                name, arguments, ..
+            } => {
+                out.push_str(&format!("\n[tool call {name}] {arguments}\n"));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl Trail {
+    /// A copy without the captured content (which goes to the content store, not the entry).
+    pub(crate) fn clone_without_content(&self) -> Trail {
+        Trail {
+            content: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// The ledger entry of a finished exchange.

@@ -67,6 +67,9 @@ pub struct Exchange {
     pub client: Option<String>,
     /// Keyed hash of the request body as received ([`Core::content_hash`]).
     pub prompt_hash: Option<String>,
+    /// The request body, kept only when the audit ledger captures content ([`Core::captures`]);
+    /// it is DLP-redacted before it is stored.
+    pub prompt_text: Option<String>,
 }
 
 impl Exchange {
@@ -81,6 +84,7 @@ impl Exchange {
             principal: None,
             client: None,
             prompt_hash: None,
+            prompt_text: None,
         }
     }
 

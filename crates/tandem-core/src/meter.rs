@@ -154,6 +154,9 @@ impl Stream for MeteredStream {
                     if let Some(hasher) = this.hasher.as_mut() {
                         hasher.event(&event);
                     }
+                    if let Some(content) = this.trail.content.as_mut() {
+                        capture(&mut content.answer, &event);
+                    }
                     this.holding |= matches!(event, StreamEvent::Finish(_));
                     if !this.holding {
                         return Poll::Ready(Some(Ok(event)));
@@ -178,6 +181,23 @@ impl Stream for MeteredStream {
                 }
             }
         }
+    }
+}
+
+/// Adds an answer event's text to the captured answer, up to [`crate::audit::MAX_CAPTURE`].
+fn capture(answer: &mut String, event: &StreamEvent) {
+    if answer.len() >= crate::audit::MAX_CAPTURE {
+        return;
+    }
+    match event {
+        StreamEvent::TextDelta(t) => answer.push_str(t),
+        StreamEvent::ToolCallStart { name, .. } => {
+            answer.push_str("\n[tool call ");
+            answer.push_str(name);
+            answer.push_str("] ");
+        }
+        StreamEvent::ToolCallDelta { arguments, .. } => answer.push_str(arguments),
+        _ => {}
     }
 }
 

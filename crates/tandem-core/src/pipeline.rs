@@ -717,6 +717,9 @@ impl Core {
         record.dlp = findings.to_json();
         let mut trail = self.trail(exchange, req, Some(&info));
         trail.answer_hash = self.recorder.answer_hasher().map(|h| h.response(&resp));
+        if let Some(content) = trail.content.as_mut() {
+            content.answer = crate::audit::answer_text(&resp);
+        }
         // The answer goes out only once its audit entry is journalled.
         self.recorder.finish(record, trail).map_err(Error::Audit)?;
         Ok((resp, info))
@@ -866,6 +869,29 @@ impl Core {
             route_reason: info.map(|i| i.reason.clone()).filter(|r| !r.is_empty()),
             policy: info.map(|i| i.policy.clone()).unwrap_or_default(),
             answer_hash: None,
+            content: exchange
+                .prompt_text
+                .as_ref()
+                .map(|text| tandem_audit::Content {
+                    prompt: self.redacted_for_capture(text),
+                    answer: String::new(),
+                }),
+        }
+    }
+
+    /// Whether the audit ledger keeps prompt and answer text (the gateway then passes the body).
+    pub fn captures(&self) -> bool {
+        self.recorder.captures()
+    }
+
+    /// Captured text passes DLP first; a value whose rule says block is withheld entirely.
+    fn redacted_for_capture(&self, text: &str) -> String {
+        match &self.dlp {
+            None => text.to_owned(),
+            Some(config) => config.redactor.redact(text).map_or_else(
+                |err| format!("[withheld from capture: {err}]"),
+                |redacted| redacted.text,
+            ),
         }
     }
 

@@ -41,7 +41,10 @@ impl Recorder {
         crate::metrics::finished(&record);
         let appended = match &self.audit {
             Some(ledger) => ledger
-                .append(&audit::entry(&record, trail), None)
+                .append(
+                    &audit::entry(&record, trail.clone_without_content()),
+                    trail.content,
+                )
                 .map(|_| ())
                 .inspect_err(|err| {
                     tracing::error!(error = %err, request_id = %record.id, "audit append failed");
@@ -64,6 +67,11 @@ impl Recorder {
         self.audit
             .as_ref()
             .map(|l| l.key().content_key().hash(bytes))
+    }
+
+    /// Whether the ledger keeps prompt and answer text.
+    pub(crate) fn captures(&self) -> bool {
+        self.audit.as_ref().is_some_and(|l| l.captures())
     }
 
     /// The ledger, if auditing is on.

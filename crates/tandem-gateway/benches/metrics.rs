@@ -45,16 +45,14 @@ fn bench(c: &mut Criterion) {
     let handle = tandem_gateway::metrics::handle().unwrap();
     let known = record("gpt-live");
     // Registers `gpt-live` as a configured model, as `Core::new` does for tier targets.
-    let config = tandem_config::parse(
-        "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\
-         [tiers.live]\n[[tiers.live.targets]]\nprovider = \"tk\"\nmodel = \"gpt-live\"\n",
-        tandem_config::Source::Embedded,
-        &|_| None,
-    )
-    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config;
-    config.server.state_dir = dir.path().to_owned();
+    let text = format!(
+        "[server]\nstate_dir = {:?}\n\
+         [[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\
+         [tiers.live]\n[[tiers.live.targets]]\nprovider = \"tk\"\nmodel = \"gpt-live\"\n",
+        dir.path().display().to_string()
+    );
+    let config = tandem_config::parse(&text, tandem_config::Source::Embedded, &|_| None).unwrap();
     let _state = tandem_gateway::AppState::from_config(&config).unwrap();
     let unknown = record("client-chosen-model");
     // As the gateway does every few seconds: fold histogram samples into buckets so memory stays flat.

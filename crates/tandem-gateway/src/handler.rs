@@ -142,6 +142,9 @@ async fn serve_exchange<F: ClientFormat>(
         Err((kind, message)) => return reject(&exchange, kind, message),
     };
     exchange.prompt_hash = state.core.content_hash(&bytes);
+    if state.core.captures() {
+        exchange.prompt_text = Some(String::from_utf8_lossy(&bytes).into_owned());
+    }
     let mut req = match F::decode(&bytes) {
         Ok(req) => req,
         Err(err) => return reject(&exchange, err.kind(), err.to_string()),

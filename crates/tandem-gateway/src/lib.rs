@@ -43,7 +43,10 @@ pub struct AppState {
 /// Sets the parent of each request's span from the request's headers (W3C `traceparent`). Installed by the binary
 /// that owns the tracing subscriber, so that this crate needs no OpenTelemetry.
 #[derive(Clone)]
-pub struct TraceContext(Arc<dyn Fn(&axum::http::HeaderMap, &tracing::Span) + Send + Sync>);
+pub struct TraceContext(Arc<SetParent>);
+
+/// What a [`TraceContext`] runs for each request.
+type SetParent = dyn Fn(&axum::http::HeaderMap, &tracing::Span) + Send + Sync;
 
 impl TraceContext {
     /// Wrap the function that sets a span's parent from request headers.

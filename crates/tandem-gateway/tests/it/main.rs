@@ -3,6 +3,8 @@
 #[cfg(test)]
 mod apis;
 #[cfg(test)]
+mod audit;
+#[cfg(test)]
 mod dlp;
 #[cfg(test)]
 mod errors;

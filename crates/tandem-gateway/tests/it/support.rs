@@ -151,6 +151,25 @@ model = "scripted"
         records
     }
 
+    /// The audit ledger's entries so far (sealed first), oldest first.
+    pub fn audit_entries(&self) -> Vec<tandem_audit::Sealed> {
+        self.state.core().flush().unwrap();
+        let reader = tandem_audit::Reader::open(&self.state_dir.path().join("audit")).unwrap();
+        let mut out = Vec::new();
+        reader
+            .entries(&tandem_audit::Filter::default(), |e| {
+                out.push(e.sealed);
+                Ok(())
+            })
+            .unwrap();
+        out
+    }
+
+    /// The audit ledger directory.
+    pub fn audit_dir(&self) -> std::path::PathBuf {
+        self.state_dir.path().join("audit")
+    }
+
     /// Wait until `cond` holds on the upstream stats, up to `limit`.
     pub async fn wait_stats(
         &self,
