@@ -75,7 +75,7 @@ fn audit(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 
 /// One request; its id when the client got a complete answer.
 async fn ask(client: &reqwest::Client, base: &str, n: usize) -> Option<String> {
-    let stream = n % 2 == 0;
+    let stream = n.is_multiple_of(2);
     let resp = client
         .post(format!("{base}/v1/chat/completions"))
         .json(&json!({
