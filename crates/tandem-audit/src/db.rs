@@ -40,21 +40,20 @@ CREATE INDEX IF NOT EXISTS content_ts ON content(ts_ms);
 
 /// Opens (creating) the ledger database for writing.
 pub(crate) fn open_rw(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch(SCHEMA)?;
-    Ok(conn)
+    open_wal(path, SCHEMA)
 }
 
 /// Opens (creating) the content capture database.
 pub(crate) fn open_content(path: &Path) -> Result<Connection> {
+    open_wal(path, CONTENT_SCHEMA)
+}
+
+fn open_wal(path: &Path, schema: &str) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch(CONTENT_SCHEMA)?;
+    conn.execute_batch(schema)?;
     Ok(conn)
 }
 

@@ -55,19 +55,10 @@ pub(crate) fn answer_text(resp: &ChatResponse) -> String {
     out
 }
 
-impl Trail {
-    /// A copy without the captured content (which goes to the content store, not the entry).
-    pub(crate) fn clone_without_content(&self) -> Trail {
-        Trail {
-            content: None,
-            ..self.clone()
-        }
-    }
-}
-
-/// The ledger entry of a finished exchange.
-pub(crate) fn entry(record: &RequestRecord, trail: Trail) -> Entry {
-    let principal = trail.principal.map_or_else(
+/// The ledger entry of a finished exchange. Takes the trail's fields, except the captured content
+/// (which goes to the content store, not the entry).
+pub(crate) fn entry(record: &RequestRecord, trail: &mut Trail) -> Entry {
+    let principal = trail.principal.take().map_or_else(
         || Principal {
             user: "anonymous".to_owned(),
             ..Principal::default()
@@ -88,17 +79,16 @@ pub(crate) fn entry(record: &RequestRecord, trail: Trail) -> Entry {
         id: record.id.clone(),
         started_at_ms: record.started_at_ms,
         principal,
-        client: trail.client,
-        session: trail.session,
+        client: trail.client.take(),
+        session: trail.session.take(),
         api: record.api.clone(),
         stream: record.stream,
         model: record.client_model.clone(),
         tier: record.tier.clone(),
         target: (!record.provider.is_empty())
             .then(|| format!("{}/{}", record.provider, record.upstream_model)),
-        route_reason: trail.route_reason,
-        policy: trail
-            .policy
+        route_reason: trail.route_reason.take(),
+        policy: std::mem::take(&mut trail.policy)
             .into_iter()
             .map(|p| PolicyDecision {
                 action: p.action.to_owned(),
@@ -121,8 +111,8 @@ pub(crate) fn entry(record: &RequestRecord, trail: Trail) -> Entry {
         cost_usd: record.cost,
         latency_ms: record.latency_ms,
         ttft_ms: record.ttft_ms,
-        prompt_hash: trail.prompt_hash,
-        answer_hash: trail.answer_hash,
+        prompt_hash: trail.prompt_hash.take(),
+        answer_hash: trail.answer_hash.take(),
     })
 }
 

@@ -32,7 +32,7 @@ impl Recorder {
     pub(crate) fn finish(
         &self,
         mut record: RequestRecord,
-        trail: Trail,
+        mut trail: Trail,
     ) -> Result<(), tandem_audit::Error> {
         if !record.provider.is_empty() {
             let backend = format!("{}/{}", record.provider, record.upstream_model);
@@ -41,10 +41,7 @@ impl Recorder {
         crate::metrics::finished(&record);
         let appended = match &self.audit {
             Some(ledger) => ledger
-                .append(
-                    &audit::entry(&record, trail.clone_without_content()),
-                    trail.content,
-                )
+                .append(&audit::entry(&record, &mut trail), trail.content.take())
                 .map(|_| ())
                 .inspect_err(|err| {
                     tracing::error!(error = %err, request_id = %record.id, "audit append failed");

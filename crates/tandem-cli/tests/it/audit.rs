@@ -2,66 +2,13 @@
 //! is in the audit ledger afterwards, and the ledger verifies. Then `tandem audit` reads, proves,
 //! exports and catches an edit made behind its back.
 
-use std::io::BufRead as _;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Starts `tandem serve` on a config in `dir`; returns the child and its base URL.
-fn serve(dir: &std::path::Path, upstream: &str) -> (Child, String) {
-    let config = dir.join("tandem.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-state_dir = {state:?}
-[[providers]]
-name = "tk"
-kind = "openai"
-base_url = "http://{upstream}/v1"
-[telemetry]
-log_format = "json"
-"#,
-            state = dir.join("state").display().to_string(),
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env_remove("TANDEM_CONFIG")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let Ok(log) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if log["fields"]["message"] == "tandem serve listening"
-                && let Some(addr) = log["fields"]["addr"].as_str()
-            {
-                let _ = tx.send(addr.to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(PATIENCE)
-        .expect("tandem serve did not start");
-    (child, format!("http://{addr}"))
-}
+use crate::support::{PATIENCE, Serve};
 
 fn audit(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -114,8 +61,15 @@ async fn a_killed_gateway_loses_no_answered_request_and_the_ledger_verifies() {
     })
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, base) = serve(dir.path(), &upstream.addr().to_string());
+    let mut serve = Serve::start(
+        &format!(
+            "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n[telemetry]\nlog_format = \"json\"\n",
+            upstream.addr()
+        ),
+        &[],
+    )
+    .await;
+    let base = serve.base.clone();
 
     let answered = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -147,15 +101,14 @@ async fn a_killed_gateway_loses_no_answered_request_and_the_ledger_verifies() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Mid-load: requests are in flight.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    serve.kill();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
     }
     let answered = answered.lock().unwrap().clone();
 
-    let shown = audit(dir.path(), &["show", "--json"]);
+    let shown = audit(serve.dir(), &["show", "--json"]);
     assert!(
         shown.status.success(),
         "{}",
@@ -192,12 +145,12 @@ async fn a_killed_gateway_loses_no_answered_request_and_the_ledger_verifies() {
         "no prompt text in the ledger"
     );
 
-    let verified = audit(dir.path(), &["verify"]);
+    let verified = audit(serve.dir(), &["verify"]);
     let report = String::from_utf8_lossy(&verified.stdout);
     assert!(verified.status.success(), "{report}");
     assert!(report.starts_with("ok: "), "{report}");
 
-    let proof = audit(dir.path(), &["prove", "--index", "3"]);
+    let proof = audit(serve.dir(), &["prove", "--index", "3"]);
     assert!(
         proof.status.success(),
         "{}",
@@ -205,24 +158,24 @@ async fn a_killed_gateway_loses_no_answered_request_and_the_ledger_verifies() {
     );
     let proof: Value = serde_json::from_slice(&proof.stdout).unwrap();
     assert_eq!(proof["index"], 3);
-    let checkpoint = audit(dir.path(), &["checkpoint"]);
+    let checkpoint = audit(serve.dir(), &["checkpoint"]);
     let note = String::from_utf8(checkpoint.stdout).unwrap();
     assert!(note.starts_with("tandem/audit\n"), "{note}");
     assert!(note.contains("\n\n— tandem/audit "), "{note}");
-    let exported = audit(dir.path(), &["export", "--format", "jsonl"]);
+    let exported = audit(serve.dir(), &["export", "--format", "jsonl"]);
     assert_eq!(
         String::from_utf8(exported.stdout).unwrap().lines().count(),
         entries.len()
     );
 
     // Edit one answered request behind the ledger's back.
-    let db = rusqlite::Connection::open(dir.path().join("state/audit/ledger.db")).unwrap();
+    let db = rusqlite::Connection::open(serve.dir().join("state/audit/ledger.db")).unwrap();
     db.execute(
         "UPDATE entries SET body = CAST(replace(CAST(body AS TEXT), '\"status\":200', '\"status\":201') AS BLOB) WHERE idx = 7",
         [],
     )
     .unwrap();
-    let verified = audit(dir.path(), &["verify"]);
+    let verified = audit(serve.dir(), &["verify"]);
     let report = String::from_utf8_lossy(&verified.stdout);
     assert_eq!(verified.status.code(), Some(1), "{report}");
     assert!(report.contains("FAIL entry 7: edited"), "{report}");

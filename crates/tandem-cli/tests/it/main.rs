@@ -10,3 +10,5 @@ mod governance;
 mod otel;
 #[cfg(test)]
 mod route;
+#[cfg(test)]
+mod support;

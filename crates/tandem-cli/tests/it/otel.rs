@@ -4,8 +4,6 @@
 //! stream's span lasts as long as the stream, JSON logs with span fields, and the flush at shutdown.
 
 use std::collections::HashMap;
-use std::io::BufRead as _;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,12 +18,12 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message as _;
 use serde_json::{Value, json};
 
+use crate::support::{PATIENCE, Serve};
+
 /// Upstream model of the `live` tier: three tokens at 30 per second, so a stream lasts about 100 ms.
 const MODEL: &str = "scripted?tokens=3&rate=30";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
-/// Longest wait for anything in these tests.
-const PATIENCE: Duration = Duration::from_secs(20);
 
 /// One received span, flattened.
 #[derive(Clone, Debug)]
@@ -153,25 +151,11 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A running `tandem serve`, stopped (SIGTERM, then kill) when dropped; its stderr lines are collected.
-struct Serve {
-    child: Child,
-    base: String,
-    logs: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Serve {
-    async fn start(upstream: &str, otlp: &str, env: &[(&str, &str)]) -> Serve {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("tandem.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"
-[server]
-listen = "127.0.0.1:0"
-state_dir = {state:?}
+/// `tandem serve` with the `live` tier on `upstream`, exporting to `otlp`, logging JSON.
+async fn start(upstream: &str, otlp: &str, env: &[(&str, &str)]) -> Serve {
+    Serve::start(
+        &format!(
+            r#"
 [[providers]]
 name = "tk"
 kind = "openai"
@@ -184,85 +168,11 @@ model = "{MODEL}"
 otlp_endpoint = "{otlp}"
 service_name = "tandem-e2e"
 log_format = "json"
-"#,
-                state = dir.path().join("state").display().to_string(),
-            ),
-        )
-        .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
-        command
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env_remove("TANDEM_CONFIG")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&logs);
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let deadline = Instant::now() + PATIENCE;
-        let addr = loop {
-            let found = logs.lock().unwrap().iter().find_map(|line| {
-                let log: Value = serde_json::from_str(line).ok()?;
-                (log["fields"]["message"] == "tandem serve listening")
-                    .then(|| log["fields"]["addr"].as_str().map(str::to_owned))
-                    .flatten()
-            });
-            if let Some(addr) = found {
-                break addr;
-            }
-            assert!(
-                Instant::now() < deadline && child.try_wait().unwrap().is_none(),
-                "tandem serve did not start: {:#?}",
-                logs.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        Serve {
-            child,
-            base: format!("http://{addr}"),
-            logs,
-            _dir: dir,
-        }
-    }
-
-    /// SIGTERM, then wait (bounded) for a clean exit.
-    async fn stop(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "tandem serve exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "tandem serve did not stop");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+"#
+        ),
+        env,
+    )
+    .await
 }
 
 async fn upstream() -> tandem_testkit::Server {
@@ -376,7 +286,7 @@ fn check_exchange(root: &Got, children: &[Got], stream: bool) {
 async fn spans_reach_an_otlp_receiver_with_gen_ai_attributes_and_parents() {
     let (receiver, otlp) = Receiver::start().await;
     let upstream = upstream().await;
-    let mut serve = Serve::start(
+    let mut serve = start(
         &upstream.addr().to_string(),
         &otlp,
         &[("OTEL_BSP_SCHEDULE_DELAY", "100")],
@@ -472,7 +382,7 @@ async fn queued_spans_are_exported_at_shutdown() {
     let (receiver, otlp) = Receiver::start().await;
     let upstream = upstream().await;
     // Far beyond the test's patience: only the flush at shutdown can deliver the spans.
-    let mut serve = Serve::start(
+    let mut serve = start(
         &upstream.addr().to_string(),
         &otlp,
         &[("OTEL_BSP_SCHEDULE_DELAY", "600000")],

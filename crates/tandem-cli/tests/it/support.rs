@@ -1,0 +1,120 @@
+//! A real `tandem serve` process for end-to-end tests: started on a free port with its state in a
+//! temporary directory, its stderr collected, stopped with SIGTERM or killed.
+
+use std::io::BufRead as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Longest wait for anything in these tests.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A running `tandem serve`, killed when dropped; its stderr lines are collected.
+pub struct Serve {
+    pub child: Child,
+    pub base: String,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    dir: tempfile::TempDir,
+}
+
+impl Serve {
+    /// Starts `tandem serve` with `[server]` (a free loopback port, state in a fresh temporary
+    /// directory) followed by `config`, which must set `[telemetry] log_format = "json"`: the
+    /// listening address is read from the JSON log.
+    pub async fn start(config: &str, env: &[(&str, &str)]) -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tandem.toml");
+        let server = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nstate_dir = {:?}\n",
+            dir.path().join("state").display().to_string()
+        );
+        std::fs::write(&path, server + config).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
+        command
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env_remove("TANDEM_CONFIG")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + PATIENCE;
+        let addr = loop {
+            let found = logs.lock().unwrap().iter().find_map(|line| {
+                let log: Value = serde_json::from_str(line).ok()?;
+                (log["fields"]["message"] == "tandem serve listening")
+                    .then(|| log["fields"]["addr"].as_str().map(str::to_owned))
+                    .flatten()
+            });
+            if let Some(addr) = found {
+                break addr;
+            }
+            assert!(
+                Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+                "tandem serve did not start: {:#?}",
+                logs.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        Serve {
+            child,
+            base: format!("http://{addr}"),
+            logs,
+            dir,
+        }
+    }
+
+    /// The directory holding the config and `state/`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    pub async fn stop(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "tandem serve exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "tandem serve did not stop");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
