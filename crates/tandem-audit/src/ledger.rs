@@ -22,10 +22,11 @@ use crate::{Error, Result, db};
 /// Most entries committed in one transaction.
 const BATCH: usize = 4096;
 /// How long the writer waits after the first entry of a batch so that later ones join the same
-/// transaction and checkpoint. It sleeps rather than blocking on the channel, so appends meanwhile
-/// wake nobody (a futex wake on every append was most of its cost). Entries are durable in the
-/// journal already; only sealing waits.
-const LINGER: Duration = Duration::from_millis(5);
+/// transaction and checkpoint: at low rates a commit and a signature per entry would cost more CPU
+/// than the request itself. It parks rather than blocking on the channel, so appends meanwhile wake
+/// nobody (a futex wake on every append was most of their cost); [`Ledger::flush`] unparks it.
+/// Entries are durable in the journal already; only sealing waits.
+const LINGER: Duration = Duration::from_millis(100);
 
 /// How the ledger is kept.
 #[derive(Clone, Debug)]
@@ -289,6 +290,15 @@ impl Ledger {
                 .send(Msg::Flush(ack_tx))
                 .map_err(|_| Error::WriterGone)?;
         }
+        // Cut the writer's linger short.
+        if let Some(handle) = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            handle.thread().unpark();
+        }
         ack_rx.recv().map_err(|_| Error::WriterGone)?
     }
 
@@ -551,6 +561,8 @@ fn writer(
     let mut batch: Vec<Pending> = Vec::new();
     let mut acks: Vec<SyncSender<Result<u64>>> = Vec::new();
     let mut retry = false;
+    // Whether the last batch emptied the queue; only then is it worth waiting for more.
+    let mut caught_up = true;
     loop {
         let first = if retry {
             match rx.recv_timeout(Duration::from_secs(1)) {
@@ -564,8 +576,8 @@ fn writer(
                 Err(_) => break,
             }
         };
-        if matches!(first, Some(Msg::Entry(_))) {
-            std::thread::sleep(LINGER);
+        if caught_up && matches!(first, Some(Msg::Entry(_))) {
+            std::thread::park_timeout(LINGER);
         }
         let mut next = first;
         while let Some(msg) = next.take() {
@@ -579,6 +591,7 @@ fn writer(
             }
         }
         let count = batch.len();
+        caught_up = count < BATCH;
         let result = state.commit(&mut conn, content.as_ref(), &mut batch);
         retry = match &result {
             Ok(()) => false,
