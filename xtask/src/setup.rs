@@ -6,10 +6,11 @@
 //! - a Python venv with the pinned packages of `tests/clients/requirements.txt`;
 //! - `@openai/codex` from npm, into `<cache>/npm` (never a global install);
 //! - `cargo-deny` and `cargo-nextest`, through `cargo install --locked` when missing;
-//! - `cargo-fuzz`, pinned, into `<cache>/cargo-fuzz` (`cargo install --root`), for `ci fuzz`.
+//! - `cargo-fuzz`, pinned, into `<cache>/cargo-fuzz` (`cargo install --root`), for `ci fuzz`;
+//! - the Debian package `bubblewrap` (`apt-get`), which `tandem-sandbox` drives, when `bwrap` is
+//!   missing.
 //!
-//! No Debian package is needed: Python's `venv` module ships with the interpreter, and Codex brings
-//! its own bubblewrap for the sandbox.
+//! Python's `venv` module ships with the interpreter.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -58,12 +59,28 @@ pub(crate) fn run(root: &Path) -> Result<Tools> {
     timed("python venv", || ensure_venv(root, &cache, &tools.python))?;
     timed("codex cli", || ensure_codex(&cache, &tools.codex))?;
     timed("oidc provider", || ensure_oidc_provider(root))?;
+    timed("bubblewrap", ensure_bubblewrap)?;
     timed("cargo-deny", ensure_cargo_deny)?;
     timed("cargo-nextest", ensure_cargo_nextest)?;
     timed("cargo-fuzz", || {
         ensure_cargo_fuzz(&cache, &tools.cargo_fuzz)
     })?;
     Ok(tools)
+}
+
+/// `bwrap` from the Debian package, for the sandbox's escape tests.
+fn ensure_bubblewrap() -> Result<Installed> {
+    if let Some(version) = cmd::probe(&mut cmd::new("bwrap", ["--version"])) {
+        return Ok(Installed::AlreadyPresent(version));
+    }
+    cmd::run(&mut cmd::new("apt-get", ["update", "-q"]))?;
+    cmd::run(&mut cmd::new(
+        "apt-get",
+        ["install", "-y", "-q", "--no-install-recommends", "bubblewrap"],
+    ))?;
+    cmd::probe(&mut cmd::new("bwrap", ["--version"]))
+        .map(Installed::Now)
+        .context("bubblewrap installed but `bwrap --version` fails")
 }
 
 /// `TANDEM_CI_CACHE`, else `$HOME/.cache/tandem-ci`.
