@@ -71,15 +71,21 @@ pub(crate) fn run(root: &Path) -> Result<Tools> {
 /// `bwrap` from the Debian package, for the sandbox's escape tests.
 fn ensure_bubblewrap() -> Result<Installed> {
     if let Some(version) = cmd::probe(&mut cmd::new("bwrap", ["--version"])) {
-        return Ok(Installed::AlreadyPresent(version));
+        return Ok(Installed::AlreadyPresent(version.trim().to_owned()));
     }
     cmd::run(&mut cmd::new("apt-get", ["update", "-q"]))?;
     cmd::run(&mut cmd::new(
         "apt-get",
-        ["install", "-y", "-q", "--no-install-recommends", "bubblewrap"],
+        [
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "bubblewrap",
+        ],
     ))?;
     cmd::probe(&mut cmd::new("bwrap", ["--version"]))
-        .map(Installed::Now)
+        .map(|v| Installed::Now(v.trim().to_owned()))
         .context("bubblewrap installed but `bwrap --version` fails")
 }
 
