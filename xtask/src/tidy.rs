@@ -25,6 +25,7 @@ const DEPENDENCY_ABSENCES: &[(&str, &[&str])] = &[
     ("tandem-policy", &["tokio"]),
     ("tandem-budget", &["tokio"]),
     ("tandem-dlp", &["tokio"]),
+    ("tandem-patch", &["tokio"]),
     ("tandem-core", &["opentelemetry"]),
     ("tandem-gateway", &["opentelemetry"]),
 ];
