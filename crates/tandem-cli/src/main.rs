@@ -2,6 +2,7 @@
 
 mod audit;
 mod dlp;
+mod edit;
 mod telemetry;
 
 use std::net::SocketAddr;
@@ -79,6 +80,8 @@ enum Command {
         #[command(subcommand)]
         action: audit::AuditAction,
     },
+    /// A live spot edit: stream the model's edit, apply it, and with --yes commit it with provenance.
+    Edit(edit::EditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,6 +226,9 @@ async fn run(command: Command, served: Option<Served>) -> anyhow::Result<ExitCod
     if let Command::Audit { action } = command {
         return audit::run(action);
     }
+    if let Command::Edit(args) = command {
+        return edit::run(args).await;
+    }
     run_other(command, served).await.map(|()| ExitCode::SUCCESS)
 }
 
@@ -250,7 +256,7 @@ async fn run_other(command: Command, served: Option<Served>) -> anyhow::Result<(
         Command::Keys { action, config } => keys(action, config.as_deref()),
         Command::Budgets { url, config } => budgets(url, config.as_deref()).await,
         Command::Policy { action } => policy(action),
-        Command::Dlp { .. } | Command::Audit { .. } => Ok(()),
+        Command::Dlp { .. } | Command::Audit { .. } | Command::Edit(_) => Ok(()),
     }
 }
 

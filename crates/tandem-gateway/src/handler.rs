@@ -282,7 +282,7 @@ fn hints(headers: &HeaderMap) -> Result<Hints, String> {
 }
 
 /// The caller, from `Authorization: Bearer …` or Anthropic's `x-api-key`.
-async fn authenticate(
+pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<tandem_policy::Principal, tandem_auth::Error> {

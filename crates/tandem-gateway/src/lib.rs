@@ -7,6 +7,7 @@
 //! Architecture invariant: the only crate that knows axum and builds HTTP responses.
 
 pub mod admin;
+mod changes;
 mod error;
 mod format;
 pub mod governance;
@@ -222,6 +223,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/responses", post(handler::responses))
         .route("/v1/messages", post(handler::messages))
         .route("/v1/models", get(handler::models))
+        .route("/v1/tandem/changes", post(changes::record))
         .route("/healthz", get(handler::healthz))
         .route("/readyz", get(handler::readyz))
         .route("/metrics", get(metrics::metrics))

@@ -5,6 +5,8 @@ mod audit;
 #[cfg(test)]
 mod dlp;
 #[cfg(test)]
+mod edit;
+#[cfg(test)]
 mod governance;
 #[cfg(test)]
 mod otel;

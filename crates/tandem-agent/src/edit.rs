@@ -1,0 +1,322 @@
+//! `tandem edit`: the live tier's spot edit. The instruction and the relevant regions go to the
+//! model; its SEARCH/REPLACE (or diff, or `apply_patch`) blocks are applied as each one completes
+//! in the stream; the result is written, recorded in the audit ledger and committed with trailers.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tandem_audit::{ChangeEntry, FileChange};
+use tandem_patch::{Event, Op, Parser, ParserConfig};
+
+use crate::model::{Answer, Endpoint};
+use crate::{Error, Result, git, model, prompt};
+
+/// One live edit.
+#[derive(Clone, Debug)]
+pub struct EditOptions {
+    /// The repository root; files are relative to it.
+    pub repo: PathBuf,
+    /// What to do.
+    pub instruction: String,
+    /// The files to edit (relative to `repo`).
+    pub files: Vec<String>,
+    /// The model, through a `tandem serve`.
+    pub endpoint: Endpoint,
+    /// Write, record and commit the result (`--yes`); otherwise only show it.
+    pub apply: bool,
+}
+
+/// Something to show while the edit streams.
+#[derive(Clone, Copy, Debug)]
+pub enum Progress<'a> {
+    /// Model text as it arrives.
+    Text(&'a str),
+    /// One edit applied in memory, with its diff.
+    Edit {
+        /// The file.
+        path: &'a str,
+        /// Unified diff of this edit.
+        diff: &'a str,
+    },
+    /// A block the parser could not read.
+    Malformed(&'a str),
+}
+
+/// A changed file.
+#[derive(Clone, Debug)]
+pub struct Changed {
+    /// Path relative to the repository.
+    pub path: String,
+    /// Unified diff of the whole change to it.
+    pub diff: String,
+    /// The new content.
+    pub content: String,
+}
+
+/// What an edit did.
+#[derive(Clone, Debug)]
+pub struct EditOutcome {
+    /// The task id (the `Tandem-Task` trailer).
+    pub task: String,
+    /// Changed files.
+    pub changed: Vec<Changed>,
+    /// The model's answer and where it came from.
+    pub answer: Answer,
+    /// The audit ledger index of the change record, when applied.
+    pub ledger_index: Option<u64>,
+    /// The branch and commit, when applied.
+    pub commit: Option<(String, String)>,
+}
+
+/// Runs one live edit.
+pub async fn run(
+    options: &EditOptions,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Result<EditOutcome> {
+    let task = uuid::Uuid::now_v7().simple().to_string();
+    let mut originals: BTreeMap<String, String> = BTreeMap::new();
+    for path in &options.files {
+        let full = options.repo.join(path);
+        let text = std::fs::read_to_string(&full).map_err(|source| Error::Io {
+            action: "reading",
+            path: path.clone(),
+            source,
+        })?;
+        originals.insert(path.clone(), text);
+    }
+    let files: Vec<(String, String)> = originals
+        .iter()
+        .map(|(p, t)| (p.clone(), t.clone()))
+        .collect();
+    let messages = prompt::messages(&options.instruction, &files);
+    let mut current = originals.clone();
+    let mut parser = Parser::new(ParserConfig {
+        default_path: (options.files.len() == 1).then(|| options.files[0].clone()),
+        bare_fence_is_rewrite: false,
+    });
+    let mut failure: Option<Error> = None;
+    let mut apply_events = |events: Vec<Event>, progress: &mut dyn FnMut(Progress<'_>)| {
+        for event in events {
+            match event {
+                Event::Malformed { message, .. } => progress(Progress::Malformed(&message)),
+                Event::Edit(edit) => {
+                    if failure.is_some() {
+                        continue;
+                    }
+                    let Some(path) = resolve(&edit.path, &options.files) else {
+                        failure = Some(Error::Model(format!(
+                            "the model edited `{}`, which it was not given",
+                            edit.path.as_deref().unwrap_or("?")
+                        )));
+                        continue;
+                    };
+                    if !matches!(edit.op, Op::Replace(_) | Op::Rewrite { .. }) {
+                        failure = Some(Error::Model(format!(
+                            "a live edit changes files in place; the model asked to create, delete or move `{path}`"
+                        )));
+                        continue;
+                    }
+                    let before = current.get(&path).cloned().unwrap_or_default();
+                    match tandem_patch::apply(&before, &edit) {
+                        Ok(applied) => {
+                            let diff = tandem_patch::unified_diff(&path, &before, &applied.text);
+                            progress(Progress::Edit {
+                                path: &path,
+                                diff: &diff,
+                            });
+                            current.insert(path, applied.text);
+                        }
+                        Err(err) => failure = Some(err.into()),
+                    }
+                }
+            }
+        }
+    };
+    let answer = model::stream(&options.endpoint, messages, |text| {
+        progress(Progress::Text(text));
+        let events = parser.push(text);
+        apply_events(events, &mut progress);
+    })
+    .await?;
+    apply_events(parser.finish(), &mut progress);
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    let changed: Vec<Changed> = current
+        .iter()
+        .filter(|(path, text)| originals.get(*path) != Some(*text))
+        .map(|(path, text)| Changed {
+            path: path.clone(),
+            diff: tandem_patch::unified_diff(path, &originals[path], text),
+            content: text.clone(),
+        })
+        .collect();
+    if changed.is_empty() {
+        return Err(Error::NoEdit);
+    }
+    let mut outcome = EditOutcome {
+        task,
+        changed,
+        answer,
+        ledger_index: None,
+        commit: None,
+    };
+    if options.apply {
+        for file in &outcome.changed {
+            std::fs::write(options.repo.join(&file.path), &file.content).map_err(|source| {
+                Error::Io {
+                    action: "writing",
+                    path: file.path.clone(),
+                    source,
+                }
+            })?;
+        }
+        let index = record(options, &outcome).await?;
+        outcome.ledger_index = Some(index);
+        let message = commit_message(options, &outcome, index);
+        let paths: Vec<String> = outcome.changed.iter().map(|c| c.path.clone()).collect();
+        outcome.commit = Some(git::commit_on_branch(
+            &options.repo,
+            &git::slug(&options.instruction),
+            &paths,
+            &message,
+        )?);
+    }
+    Ok(outcome)
+}
+
+/// The path an edit names, among the files given; the only file when it names none.
+fn resolve(path: &Option<String>, files: &[String]) -> Option<String> {
+    match path {
+        Some(p) => {
+            let p = p.trim_start_matches("./");
+            files.iter().find(|f| f.as_str() == p).cloned()
+        }
+        None if files.len() == 1 => files.first().cloned(),
+        None => None,
+    }
+}
+
+fn sha256(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Lines added and removed in a unified diff.
+fn counts(diff: &str) -> (u64, u64) {
+    let mut added = 0;
+    let mut removed = 0;
+    for line in diff.lines() {
+        if line.starts_with('+') && !line.starts_with("+++") {
+            added += 1;
+        } else if line.starts_with('-') && !line.starts_with("---") {
+            removed += 1;
+        }
+    }
+    (added, removed)
+}
+
+fn tier(outcome: &EditOutcome) -> String {
+    outcome
+        .answer
+        .tier
+        .clone()
+        .unwrap_or_else(|| "live".to_owned())
+}
+
+fn decided_by(repo: &Path) -> String {
+    git::user_name(repo)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Records the change in the server's audit ledger; returns its index.
+async fn record(options: &EditOptions, outcome: &EditOutcome) -> Result<u64> {
+    let diff: String = outcome.changed.iter().map(|c| c.diff.as_str()).collect();
+    let entry = ChangeEntry {
+        task: outcome.task.clone(),
+        tier: Some(tier(outcome)),
+        requests: outcome.answer.request_id.iter().cloned().collect(),
+        repository: Some(options.repo.display().to_string()),
+        files: outcome
+            .changed
+            .iter()
+            .map(|c| {
+                let (added, removed) = counts(&c.diff);
+                FileChange {
+                    path: c.path.clone(),
+                    sha256: Some(sha256(&c.content)),
+                    added,
+                    removed,
+                }
+            })
+            .collect(),
+        diff_sha256: sha256(&diff),
+        checks: Vec::new(),
+        accepted: true,
+        decided_by: Some(decided_by(&options.repo)),
+        reason: Some("accepted with --yes; live mode runs no gates by default".to_owned()),
+        ..ChangeEntry::default()
+    };
+    let mut request = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/tandem/changes",
+            options.endpoint.base_url.trim_end_matches('/')
+        ))
+        .json(&entry);
+    if let Some(token) = &options.endpoint.token {
+        request = request.bearer_auth(token);
+    }
+    let resp = request
+        .send()
+        .await
+        .map_err(|e| Error::Record(e.to_string()))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp
+        .json()
+        .await
+        .map_err(|e| Error::Record(e.to_string()))?;
+    if !status.is_success() {
+        return Err(Error::Record(format!("{status}: {body}")));
+    }
+    body["index"]
+        .as_u64()
+        .ok_or_else(|| Error::Record(format!("no index in {body}")))
+}
+
+/// The commit message: the instruction, who initiated it, the files, the gates, why it was
+/// accepted, and the provenance trailers.
+fn commit_message(options: &EditOptions, outcome: &EditOutcome, index: u64) -> String {
+    let mut subject: String = options
+        .instruction
+        .lines()
+        .next()
+        .unwrap_or("edit")
+        .chars()
+        .take(72)
+        .collect();
+    if subject.is_empty() {
+        subject = "edit".to_owned();
+    }
+    let mut body = format!(
+        "{subject}\n\nInitiated by {} with `tandem edit`.\n\nFiles:\n",
+        decided_by(&options.repo)
+    );
+    for c in &outcome.changed {
+        let (added, removed) = counts(&c.diff);
+        body.push_str(&format!("- {} (+{added} -{removed})\n", c.path));
+    }
+    body.push_str("\nGates: none run (live edits run no gates unless `[gates] live = true`).\n");
+    body.push_str("Accepted: applied with --yes.\n\n");
+    let model = outcome
+        .answer
+        .target
+        .clone()
+        .unwrap_or_else(|| options.endpoint.model.clone());
+    body.push_str(&format!(
+        "Assisted-by: tandem:{}/{model}\nTandem-Task: {}\nTandem-Ledger: {index}\n",
+        tier(outcome),
+        outcome.task
+    ));
+    body
+}

@@ -1,0 +1,107 @@
+//! The model, through the governed pipeline: OpenAI Chat Completions, streamed, against a
+//! `tandem serve` (so policy, DLP, budgets, routing and the audit ledger apply to the agent's own
+//! calls as to any client's). Dropping the stream closes the connection, which cancels the
+//! upstream request at once.
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tandem_protocol::StreamEvent;
+use tandem_translate::StreamDecoder;
+
+use crate::{Error, Result};
+
+/// Where the model is and who is asking.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// Base URL of a `tandem serve`, e.g. `http://127.0.0.1:4000`.
+    pub base_url: String,
+    /// A Tandem API key or an OIDC token, when the server wants one.
+    pub token: Option<String>,
+    /// The model (or tier alias, e.g. `tandem-live`) to ask.
+    pub model: String,
+}
+
+/// What a finished answer reported.
+#[derive(Clone, Debug, Default)]
+pub struct Answer {
+    /// The full text.
+    pub text: String,
+    /// The server's request id (`x-request-id`), recorded with the change.
+    pub request_id: Option<String>,
+    /// The tier and target that answered (`x-tandem-tier`, `x-tandem-target`).
+    pub tier: Option<String>,
+    /// `provider/model` that answered.
+    pub target: Option<String>,
+}
+
+/// Streams one chat completion, calling `on_text` with each text delta as it arrives.
+pub async fn stream(
+    endpoint: &Endpoint,
+    messages: Vec<Value>,
+    mut on_text: impl FnMut(&str),
+) -> Result<Answer> {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .post(format!(
+            "{}/v1/chat/completions",
+            endpoint.base_url.trim_end_matches('/')
+        ))
+        .json(&json!({
+            "model": endpoint.model,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "messages": messages,
+        }));
+    if let Some(token) = &endpoint.token {
+        request = request.bearer_auth(token);
+    }
+    let resp = request
+        .send()
+        .await
+        .map_err(|e| Error::Model(e.to_string()))?;
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut answer = Answer {
+        request_id: header("x-request-id"),
+        tier: header("x-tandem-tier"),
+        target: header("x-tandem-target"),
+        ..Answer::default()
+    };
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        return Err(Error::Model(format!("{status}: {body}")));
+    }
+    let mut parser = tandem_translate::sse::Parser::new(1 << 20);
+    let mut decoder = tandem_translate::openai_chat::Decoder::new();
+    let mut body = resp.bytes_stream();
+    let mut events = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Error::Model(format!("stream: {e}")))?;
+        events.clear();
+        parser
+            .feed(&chunk, &mut events)
+            .map_err(|e| Error::Model(e.to_string()))?;
+        for event in &events {
+            for item in decoder
+                .decode(event)
+                .map_err(|e| Error::Model(e.to_string()))?
+            {
+                if let StreamEvent::TextDelta(text) = item {
+                    on_text(&text);
+                    answer.text.push_str(&text);
+                }
+            }
+        }
+        if decoder.is_done() {
+            return Ok(answer);
+        }
+    }
+    Err(Error::Model(
+        "the stream ended before the answer was complete".into(),
+    ))
+}

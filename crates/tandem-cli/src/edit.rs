@@ -1,0 +1,109 @@
+//! `tandem edit "<instruction>" FILES… [--yes]`: a live spot edit through a `tandem serve`. Without
+//! a terminal UI it prints each edit's diff as the model streams it; `--yes` writes the result,
+//! records it in the audit ledger and commits it on `tandem/<slug>` with provenance trailers.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use tandem_agent::edit::{EditOptions, Progress};
+use tandem_agent::model::Endpoint;
+
+/// Options of `tandem edit`.
+#[derive(Debug, clap::Args)]
+pub struct EditArgs {
+    /// What to change.
+    pub instruction: String,
+    /// The files to edit.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Apply, record and commit the edit without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// The `tandem serve` to use.
+    #[arg(long, env = "TANDEM_URL", default_value = "http://127.0.0.1:4000")]
+    pub server: String,
+    /// A Tandem API key or OIDC token for that server.
+    #[arg(long, env = "TANDEM_API_KEY", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The model or tier alias.
+    #[arg(long, default_value = "tandem-live")]
+    pub model: String,
+}
+
+/// Runs the edit; exit 1 when it fails.
+pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("finding the current directory")?;
+    let repo = git_root(&cwd)?;
+    let mut files = Vec::new();
+    for file in &args.files {
+        let full = std::fs::canonicalize(cwd.join(file))
+            .with_context(|| format!("{} does not exist", file.display()))?;
+        let relative = full.strip_prefix(&repo).with_context(|| {
+            format!(
+                "{} is outside the repository {}",
+                file.display(),
+                repo.display()
+            )
+        })?;
+        files.push(relative.to_string_lossy().into_owned());
+    }
+    let options = EditOptions {
+        repo: repo.clone(),
+        instruction: args.instruction.clone(),
+        files,
+        endpoint: Endpoint {
+            base_url: args.server.clone(),
+            token: args.token.clone(),
+            model: args.model.clone(),
+        },
+        apply: args.yes,
+    };
+    let mut out = std::io::stdout().lock();
+    let outcome = tandem_agent::edit::run(&options, |progress| match progress {
+        Progress::Text(_) => {}
+        Progress::Edit { diff, .. } => {
+            let _ = out.write_all(diff.as_bytes());
+            let _ = out.flush();
+        }
+        Progress::Malformed(message) => {
+            tracing::warn!("the model's edit block is malformed: {message}")
+        }
+    })
+    .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            tracing::error!("{err}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    match (&outcome.commit, outcome.ledger_index) {
+        (Some((branch, commit)), Some(index)) => writeln!(
+            out,
+            "applied {} file(s); committed {} on {branch} (audit ledger entry {index})",
+            outcome.changed.len(),
+            &commit[..commit.len().min(12)]
+        )?,
+        _ => writeln!(
+            out,
+            "not applied: run again with --yes to write, record and commit it"
+        )?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn git_root(dir: &Path) -> anyhow::Result<PathBuf> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--show-toplevel"])
+        .output()
+        .context("running git")?;
+    if !out.status.success() {
+        bail!("{} is not in a git repository", dir.display());
+    }
+    let root = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    std::fs::canonicalize(&root).with_context(|| format!("resolving {root}"))
+}

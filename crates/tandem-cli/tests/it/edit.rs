@@ -1,0 +1,147 @@
+//! `tandem edit --yes` end to end: the test upstream scripts a SEARCH/REPLACE answer; the edit is
+//! applied, recorded in the audit ledger through `tandem serve`, and committed on `tandem/<slug>`
+//! with provenance trailers that point at the ledger entry.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::Serve;
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_edit_is_applied_recorded_and_committed_with_trailers() {
+    let upstream = tandem_testkit::spawn(tandem_testkit::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tokens_per_sec: 0.0,
+        default_tokens: 16,
+    })
+    .await
+    .unwrap();
+    let mut serve = Serve::start(
+        &format!(
+            "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n[telemetry]\nlog_format = \"json\"\n",
+            upstream.addr()
+        ),
+        &[],
+    )
+    .await;
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["config", "user.name", "Ada"]);
+    git(root, &["config", "user.email", "ada@example.com"]);
+    std::fs::create_dir(root.join("src")).unwrap();
+    let original = "pub fn answer() -> u32 {\n    41\n}\n\npub fn other() {}\n";
+    std::fs::write(root.join("src/lib.rs"), original).unwrap();
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "start"]);
+    let head = git(root, &["rev-parse", "HEAD"]);
+
+    let answer = "src/lib.rs\n<<<<<<< SEARCH\npub fn answer() -> u32 {\n    41\n=======\npub fn answer() -> u32 {\n    42\n>>>>>>> REPLACE\n";
+    let model = format!("scripted?say={}", url_encode(answer));
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["edit", "--yes", "--server", &serve.base, "--model", &model])
+        .args(["make answer return 42", "src/lib.rs"])
+        .current_dir(root.join("src").parent().unwrap())
+        .env_remove("TANDEM_API_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("-    41\n+    42"), "{stdout}");
+    assert!(
+        stdout.contains("on tandem/make-answer-return-42"),
+        "{stdout}"
+    );
+    let edited = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    assert_eq!(edited, original.replace("41", "42"));
+    // The person's branch is untouched; the commit is on the tandem branch, on top of it.
+    assert_eq!(git(root, &["rev-parse", "HEAD"]), head);
+    let message = git(
+        root,
+        &["log", "-1", "--format=%B", "tandem/make-answer-return-42"],
+    );
+    assert!(message.starts_with("make answer return 42\n"), "{message}");
+    assert!(message.contains("Initiated by Ada"), "{message}");
+    assert!(message.contains("- src/lib.rs (+1 -1)"), "{message}");
+    assert!(message.contains("Assisted-by: tandem:"), "{message}");
+    let trailer = |name: &str| {
+        message
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in {message}"))
+            .to_owned()
+    };
+    let ledger_index: u64 = trailer("Tandem-Ledger").parse().unwrap();
+    let task = trailer("Tandem-Task");
+    assert_eq!(
+        git(root, &["show", "tandem/make-answer-return-42:src/lib.rs"]),
+        edited
+    );
+    assert_eq!(
+        git(root, &["rev-parse", "tandem/make-answer-return-42^"]),
+        head
+    );
+
+    serve.stop().await;
+    let shown = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["audit", "show", "--json", "--dir"])
+        .arg(serve.dir().join("state/audit"))
+        .output()
+        .unwrap();
+    let entries: Vec<Value> = String::from_utf8(shown.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let change = entries
+        .iter()
+        .find(|e| e["kind"] == "change")
+        .expect("a change entry");
+    assert_eq!(change["i"].as_u64(), Some(ledger_index));
+    assert_eq!(change["task"], task.as_str());
+    assert_eq!(change["accepted"], true);
+    assert_eq!(change["decided_by"], "Ada");
+    assert_eq!(change["files"][0]["path"], "src/lib.rs");
+    use sha2::Digest as _;
+    assert_eq!(
+        change["files"][0]["sha256"],
+        hex::encode(sha2::Sha256::digest(edited.as_bytes()))
+    );
+    let request = change["requests"][0].as_str().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["kind"] == "request" && e["id"] == request),
+        "the model call is in the ledger"
+    );
+}
