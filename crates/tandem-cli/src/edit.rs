@@ -61,7 +61,7 @@ pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
         apply: args.yes,
     };
     let mut out = std::io::stdout().lock();
-    let outcome = tandem_agent::edit::run(&options, |progress| match progress {
+    let edit = tandem_agent::edit::run(&options, |progress| match progress {
         Progress::Text(_) => {}
         Progress::Edit { diff, .. } => {
             let _ = out.write_all(diff.as_bytes());
@@ -70,8 +70,16 @@ pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
         Progress::Malformed(message) => {
             tracing::warn!("the model's edit block is malformed: {message}")
         }
-    })
-    .await;
+    });
+    // Ctrl-C (or SIGINT from a script) stops the edit: dropping it closes the connection, and the
+    // gateway cancels the upstream request at once. Nothing has been written yet.
+    let outcome = tokio::select! {
+        outcome = edit => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::warn!("interrupted: the model request is cancelled and nothing was changed");
+            return Ok(ExitCode::from(130));
+        }
+    };
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) => {

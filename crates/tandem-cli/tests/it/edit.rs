@@ -145,3 +145,84 @@ async fn a_live_edit_is_applied_recorded_and_committed_with_trailers() {
         "the model call is in the ledger"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_cancels_the_upstream_at_once_and_changes_nothing() {
+    let upstream = tandem_testkit::spawn(tandem_testkit::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tokens_per_sec: 0.0,
+        default_tokens: 16,
+    })
+    .await
+    .unwrap();
+    let serve = Serve::start(
+        &format!(
+            "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n[telemetry]\nlog_format = \"json\"\n",
+            upstream.addr()
+        ),
+        &[],
+    )
+    .await;
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    git(root, &["init", "-q", "-b", "main"]);
+    std::fs::write(root.join("notes.txt"), "one\n").unwrap();
+    // A long answer at 1,000 tokens per second: about 100 s unless interrupted.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "edit",
+            "--yes",
+            "--server",
+            &serve.base,
+            "--model",
+            "scripted?tokens=100000&rate=1000",
+        ])
+        .args(["rewrite the notes", "notes.txt"])
+        .current_dir(root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while upstream.stats().tokens_sent < 50 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    let interrupted = std::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    while upstream.stats().streams_cancelled < 1 {
+        assert!(
+            interrupted.elapsed() < std::time::Duration::from_secs(5),
+            "the upstream was not cancelled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let cancelled_after = interrupted.elapsed();
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(
+        std::fs::read_to_string(root.join("notes.txt")).unwrap(),
+        "one\n"
+    );
+    let stats = upstream.stats();
+    assert_eq!((stats.streams_completed, stats.streams_cancelled), (0, 1));
+    // Printed for the record; the bound is loose so a busy CI machine does not fail it.
+    eprintln!(
+        "upstream cancelled {} ms after SIGINT",
+        cancelled_after.as_millis()
+    );
+    assert!(
+        cancelled_after < std::time::Duration::from_millis(1000),
+        "{cancelled_after:?}"
+    );
+}
