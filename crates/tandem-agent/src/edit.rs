@@ -41,6 +41,8 @@ pub enum Progress<'a> {
     },
     /// A block the parser could not read.
     Malformed(&'a str),
+    /// The person redirected the edit; the current model call was stopped.
+    Steered(&'a str),
 }
 
 /// A changed file.
@@ -69,9 +71,89 @@ pub struct EditOutcome {
     pub commit: Option<(String, String)>,
 }
 
-/// Runs one live edit.
+/// Applies edit blocks to the files in memory as they complete in the stream.
+struct Applier<'a> {
+    files: &'a [String],
+    current: BTreeMap<String, String>,
+    parser: Parser,
+    failure: Option<Error>,
+}
+
+impl Applier<'_> {
+    fn parser(files: &[String]) -> Parser {
+        Parser::new(ParserConfig {
+            default_path: (files.len() == 1).then(|| files[0].clone()),
+            bare_fence_is_rewrite: false,
+        })
+    }
+
+    fn push(&mut self, text: &str, progress: &mut dyn FnMut(Progress<'_>)) {
+        let events = self.parser.push(text);
+        self.apply(events, progress);
+    }
+
+    /// The end of an answer: the last block, if complete.
+    fn finish(&mut self, progress: &mut dyn FnMut(Progress<'_>)) {
+        let parser = std::mem::replace(&mut self.parser, Applier::parser(self.files));
+        self.apply(parser.finish(), progress);
+    }
+
+    /// A steer cut the answer short: its unfinished block is dropped.
+    fn restart(&mut self) {
+        self.parser = Applier::parser(self.files);
+    }
+
+    fn apply(&mut self, events: Vec<Event>, progress: &mut dyn FnMut(Progress<'_>)) {
+        for event in events {
+            match event {
+                Event::Malformed { message, .. } => progress(Progress::Malformed(&message)),
+                Event::Edit(edit) => {
+                    if self.failure.is_some() {
+                        continue;
+                    }
+                    let Some(path) = resolve(&edit.path, self.files) else {
+                        self.failure = Some(Error::Model(format!(
+                            "the model edited `{}`, which it was not given",
+                            edit.path.as_deref().unwrap_or("?")
+                        )));
+                        continue;
+                    };
+                    if !matches!(edit.op, Op::Replace(_) | Op::Rewrite { .. }) {
+                        self.failure = Some(Error::Model(format!(
+                            "a live edit changes files in place; the model asked to create, delete or move `{path}`"
+                        )));
+                        continue;
+                    }
+                    let before = self.current.get(&path).cloned().unwrap_or_default();
+                    match tandem_patch::apply(&before, &edit) {
+                        Ok(applied) => {
+                            let diff = tandem_patch::unified_diff(&path, &before, &applied.text);
+                            progress(Progress::Edit {
+                                path: &path,
+                                diff: &diff,
+                            });
+                            self.current.insert(path, applied.text);
+                        }
+                        Err(err) => self.failure = Some(err.into()),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How a model call ended.
+enum Call {
+    Done(Result<Answer>),
+    Steered(String),
+}
+
+/// Runs one live edit. Each message received on `steers` while the model streams stops the
+/// current call at once and starts the next with what was generated so far and the new
+/// instruction; edits already complete stay applied.
 pub async fn run(
     options: &EditOptions,
+    mut steers: Option<&mut tokio::sync::mpsc::UnboundedReceiver<String>>,
     mut progress: impl FnMut(Progress<'_>),
 ) -> Result<EditOutcome> {
     let task = uuid::Uuid::now_v7().simple().to_string();
@@ -89,60 +171,44 @@ pub async fn run(
         .iter()
         .map(|(p, t)| (p.clone(), t.clone()))
         .collect();
-    let messages = prompt::messages(&options.instruction, &files);
-    let mut current = originals.clone();
-    let mut parser = Parser::new(ParserConfig {
-        default_path: (options.files.len() == 1).then(|| options.files[0].clone()),
-        bare_fence_is_rewrite: false,
-    });
-    let mut failure: Option<Error> = None;
-    let mut apply_events = |events: Vec<Event>, progress: &mut dyn FnMut(Progress<'_>)| {
-        for event in events {
-            match event {
-                Event::Malformed { message, .. } => progress(Progress::Malformed(&message)),
-                Event::Edit(edit) => {
-                    if failure.is_some() {
-                        continue;
-                    }
-                    let Some(path) = resolve(&edit.path, &options.files) else {
-                        failure = Some(Error::Model(format!(
-                            "the model edited `{}`, which it was not given",
-                            edit.path.as_deref().unwrap_or("?")
-                        )));
-                        continue;
-                    };
-                    if !matches!(edit.op, Op::Replace(_) | Op::Rewrite { .. }) {
-                        failure = Some(Error::Model(format!(
-                            "a live edit changes files in place; the model asked to create, delete or move `{path}`"
-                        )));
-                        continue;
-                    }
-                    let before = current.get(&path).cloned().unwrap_or_default();
-                    match tandem_patch::apply(&before, &edit) {
-                        Ok(applied) => {
-                            let diff = tandem_patch::unified_diff(&path, &before, &applied.text);
-                            progress(Progress::Edit {
-                                path: &path,
-                                diff: &diff,
-                            });
-                            current.insert(path, applied.text);
-                        }
-                        Err(err) => failure = Some(err.into()),
-                    }
-                }
+    let mut messages = prompt::messages(&options.instruction, &files);
+    let mut applier = Applier {
+        files: &options.files,
+        current: originals.clone(),
+        parser: Applier::parser(&options.files),
+        failure: None,
+    };
+    let answer = loop {
+        let mut partial = String::new();
+        let call = model::stream(&options.endpoint, messages.clone(), |text| {
+            progress(Progress::Text(text));
+            partial.push_str(text);
+            applier.push(text, &mut progress);
+        });
+        let ended = match steers.as_deref_mut() {
+            Some(rx) => tokio::select! {
+                answer = call => Call::Done(answer),
+                Some(steer) = rx.recv() => Call::Steered(steer),
+            },
+            None => Call::Done(call.await),
+        };
+        match ended {
+            Call::Done(answer) => {
+                let answer = answer?;
+                applier.finish(&mut progress);
+                break answer;
+            }
+            Call::Steered(steer) => {
+                progress(Progress::Steered(&steer));
+                applier.restart();
+                messages.extend(prompt::steer(&partial, &steer));
             }
         }
     };
-    let answer = model::stream(&options.endpoint, messages, |text| {
-        progress(Progress::Text(text));
-        let events = parser.push(text);
-        apply_events(events, &mut progress);
-    })
-    .await?;
-    apply_events(parser.finish(), &mut progress);
-    if let Some(err) = failure {
+    if let Some(err) = applier.failure.take() {
         return Err(err);
     }
+    let current = applier.current;
     let changed: Vec<Changed> = current
         .iter()
         .filter(|(path, text)| originals.get(*path) != Some(*text))

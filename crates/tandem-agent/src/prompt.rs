@@ -30,6 +30,22 @@ pub fn messages(instruction: &str, files: &[(String, String)]) -> Vec<Value> {
     ]
 }
 
+/// The messages that redirect an answer cut short: what the model had written so far, then the
+/// person's new instruction.
+pub fn steer(partial: &str, instruction: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    if !partial.is_empty() {
+        out.push(json!({"role": "assistant", "content": partial}));
+    }
+    out.push(json!({
+        "role": "user",
+        "content": format!(
+            "{instruction}\n\n(I stopped your answer to redirect it. Edits you completed are applied; continue from there with SEARCH/REPLACE blocks against the files as they are now.)"
+        ),
+    }));
+    out
+}
+
 /// The whole file when small; otherwise the lines around those that mention a word of the
 /// instruction (with `…` between regions), or the file's start when nothing matches.
 pub fn region(instruction: &str, content: &str) -> String {

@@ -30,6 +30,10 @@ pub struct EditArgs {
     /// The model or tier alias.
     #[arg(long, default_value = "tandem-live")]
     pub model: String,
+    /// Read steers from standard input while the model streams: each paragraph (ended by an empty
+    /// line) stops the current answer and redirects it.
+    #[arg(long)]
+    pub steer: bool,
 }
 
 /// Runs the edit; exit 1 when it fails.
@@ -60,15 +64,25 @@ pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
         },
         apply: args.yes,
     };
+    let (steer_tx, mut steers) = tokio::sync::mpsc::unbounded_channel();
+    if args.steer {
+        std::thread::spawn(move || read_steers(&steer_tx));
+    }
     let mut out = std::io::stdout().lock();
-    let edit = tandem_agent::edit::run(&options, |progress| match progress {
-        Progress::Text(_) => {}
-        Progress::Edit { diff, .. } => {
-            let _ = out.write_all(diff.as_bytes());
-            let _ = out.flush();
-        }
-        Progress::Malformed(message) => {
-            tracing::warn!("the model's edit block is malformed: {message}")
+    let edit = tandem_agent::edit::run(&options, args.steer.then_some(&mut steers), |progress| {
+        match progress {
+            Progress::Text(_) => {}
+            Progress::Edit { diff, .. } => {
+                let _ = out.write_all(diff.as_bytes());
+                let _ = out.flush();
+            }
+            Progress::Malformed(message) => {
+                tracing::warn!("the model's edit block is malformed: {message}")
+            }
+            Progress::Steered(steer) => {
+                let first = steer.lines().next().unwrap_or_default();
+                let _ = writeln!(out, "steered: {first}");
+            }
         }
     });
     // Ctrl-C (or SIGINT from a script) stops the edit: dropping it closes the connection, and the
@@ -100,6 +114,26 @@ pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
         )?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends each paragraph of standard input as a steer.
+fn read_steers(tx: &tokio::sync::mpsc::UnboundedSender<String>) {
+    let mut paragraph = String::new();
+    for line in std::io::stdin().lines() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            if !paragraph.trim().is_empty() && tx.send(std::mem::take(&mut paragraph)).is_err() {
+                return;
+            }
+            paragraph.clear();
+        } else {
+            paragraph.push_str(&line);
+            paragraph.push('\n');
+        }
+    }
+    if !paragraph.trim().is_empty() {
+        let _ = tx.send(paragraph);
+    }
 }
 
 fn git_root(dir: &Path) -> anyhow::Result<PathBuf> {

@@ -226,3 +226,93 @@ async fn an_interrupt_cancels_the_upstream_at_once_and_changes_nothing() {
         "{cancelled_after:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steer_stops_the_answer_and_redirects_it() {
+    let upstream = tandem_testkit::spawn(tandem_testkit::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tokens_per_sec: 0.0,
+        default_tokens: 16,
+    })
+    .await
+    .unwrap();
+    let serve = Serve::start(
+        &format!(
+            "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n[telemetry]\nlog_format = \"json\"\n",
+            upstream.addr()
+        ),
+        &[],
+    )
+    .await;
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["config", "user.name", "Ada"]);
+    git(root, &["config", "user.email", "ada@example.com"]);
+    std::fs::write(root.join("lib.rs"), "pub fn answer() -> u32 {\n    41\n}\n").unwrap();
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "start"]);
+    // The scripted model echoes the last user message, slowly: the first answer is the prompt
+    // itself (no edit), the answer after the steer is the steer, which carries the edit.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "edit",
+            "--yes",
+            "--steer",
+            "--server",
+            &serve.base,
+            "--model",
+            "scripted?echo&rate=100",
+        ])
+        .args(["make answer return 42", "lib.rs"])
+        .current_dir(root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while upstream.stats().tokens_sent < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stdin,
+        b"lib.rs\n<<<<<<< SEARCH\n    41\n=======\n    43\n>>>>>>> REPLACE\n\n",
+    )
+    .await
+    .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("steered: lib.rs"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("lib.rs")).unwrap(),
+        "pub fn answer() -> u32 {\n    43\n}\n"
+    );
+    let stats = upstream.stats();
+    assert_eq!(
+        (stats.streams_cancelled, stats.streams_completed),
+        (1, 1),
+        "{stats:?}"
+    );
+    // The redirected call carried what had been generated and the new instruction.
+    let second = upstream.requests().last().unwrap().clone();
+    let messages = second["messages"].as_array().unwrap();
+    assert_eq!(messages[messages.len() - 2]["role"], "assistant");
+    assert!(
+        messages[messages.len() - 1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("I stopped your answer")
+    );
+}
