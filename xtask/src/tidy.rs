@@ -26,6 +26,7 @@ const DEPENDENCY_ABSENCES: &[(&str, &[&str])] = &[
     ("tandem-budget", &["tokio"]),
     ("tandem-dlp", &["tokio"]),
     ("tandem-patch", &["tokio"]),
+    ("tandem-gates", &["tokio"]),
     ("tandem-core", &["opentelemetry"]),
     ("tandem-gateway", &["opentelemetry"]),
 ];

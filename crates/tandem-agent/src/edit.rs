@@ -52,6 +52,8 @@ pub struct Changed {
     pub path: String,
     /// Unified diff of the whole change to it.
     pub diff: String,
+    /// The content before.
+    pub original: String,
     /// The new content.
     pub content: String,
 }
@@ -215,13 +217,14 @@ pub async fn run(
         .map(|(path, text)| Changed {
             path: path.clone(),
             diff: tandem_patch::unified_diff(path, &originals[path], text),
+            original: originals[path].clone(),
             content: text.clone(),
         })
         .collect();
     if changed.is_empty() {
         return Err(Error::NoEdit);
     }
-    let mut outcome = EditOutcome {
+    let outcome = EditOutcome {
         task,
         changed,
         answer,
@@ -229,6 +232,20 @@ pub async fn run(
         commit: None,
     };
     if options.apply {
+        return accept(options, outcome).await;
+    }
+    Ok(outcome)
+}
+
+/// Writes an edit's changed files, records the change in the audit ledger and commits it on
+/// `tandem/<slug>` with provenance trailers. `outcome.changed` may have been narrowed to the hunks
+/// the person accepted (see [`select`]).
+pub async fn accept(options: &EditOptions, mut outcome: EditOutcome) -> Result<EditOutcome> {
+    outcome.changed.retain(|c| c.content != c.original);
+    if outcome.changed.is_empty() {
+        return Err(Error::NoEdit);
+    }
+    {
         for file in &outcome.changed {
             std::fs::write(options.repo.join(&file.path), &file.content).map_err(|source| {
                 Error::Io {
@@ -250,6 +267,19 @@ pub async fn run(
         )?);
     }
     Ok(outcome)
+}
+
+/// Keeps only the accepted hunks of a changed file (one flag per hunk of
+/// `tandem_patch::hunks(&changed.original, &changed.content)`).
+pub fn select(changed: &Changed, accepted: &[bool]) -> Changed {
+    let hunks = tandem_patch::hunks(&changed.original, &changed.content);
+    let content = tandem_patch::apply_selected(&changed.original, &hunks, accepted);
+    Changed {
+        path: changed.path.clone(),
+        diff: tandem_patch::unified_diff(&changed.path, &changed.original, &content),
+        original: changed.original.clone(),
+        content,
+    }
 }
 
 /// The path an edit names, among the files given; the only file when it names none.

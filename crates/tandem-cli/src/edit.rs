@@ -64,6 +64,10 @@ pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
         },
         apply: args.yes,
     };
+    // A person at a terminal gets the UI: the diff as it grows, Esc, steering, hunk review.
+    if !args.yes && !args.steer && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return crate::tui::run(options).await;
+    }
     let (steer_tx, mut steers) = tokio::sync::mpsc::unbounded_channel();
     if args.steer {
         std::thread::spawn(move || read_steers(&steer_tx));

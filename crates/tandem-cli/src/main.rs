@@ -4,6 +4,7 @@ mod audit;
 mod dlp;
 mod edit;
 mod telemetry;
+mod tui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

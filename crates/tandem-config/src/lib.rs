@@ -148,6 +148,8 @@ pub struct Config {
     pub telemetry: TelemetrySettings,
     /// The audit ledger.
     pub audit: AuditSettings,
+    /// The agent's quality gates.
+    pub gates: GatesSettings,
     /// Things worth telling the operator that do not stop the server (e.g. an unset key variable).
     pub warnings: Vec<String>,
 }
@@ -205,6 +207,49 @@ pub struct AuditSettings {
     pub capture: bool,
     /// Days captured content is kept (0 keeps it until `tandem audit purge`).
     pub retention_days: u64,
+}
+
+/// Quality gate settings (`[gates]`): which gates a proposed change must pass, and when the agent
+/// runs them.
+#[derive(Clone, Debug)]
+pub struct GatesSettings {
+    /// Run the command gates after every edit in live (interactive) mode (default off).
+    pub live: bool,
+    /// Run them before a task's change is accepted (default on).
+    pub task: bool,
+    /// The gates themselves; the DLP gate uses the `[dlp]` rules and detectors.
+    pub gates: tandem_gates::GatesConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatesToml {
+    /// Shell commands, run with `sh -c` in the workspace.
+    test: Option<String>,
+    lint: Option<String>,
+    typecheck: Option<String>,
+    timeout_secs: Option<u64>,
+    live: Option<bool>,
+    task: Option<bool>,
+    /// The built-in scan of the diff's added lines.
+    dlp: Option<bool>,
+    #[serde(default)]
+    dependencies: GatesDependenciesToml,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatesDependenciesToml {
+    #[serde(default)]
+    allow_licenses: Vec<String>,
+    #[serde(default)]
+    deny_licenses: Vec<String>,
+    #[serde(default)]
+    allow_packages: Vec<String>,
+    #[serde(default)]
+    deny_packages: Vec<String>,
+    /// `deny` (default) or `warn`.
+    unknown_license: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,6 +315,8 @@ struct ConfigToml {
     telemetry: Option<TelemetryToml>,
     #[serde(default)]
     audit: Option<AuditToml>,
+    #[serde(default)]
+    gates: Option<GatesToml>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -556,6 +603,7 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
         &base_dir,
         &invalid,
     )?;
+    let gates = parse_gates(raw.gates.unwrap_or_default(), &dlp, &invalid)?;
     Ok(Config {
         source,
         server,
@@ -572,6 +620,7 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
         dlp,
         telemetry,
         audit,
+        gates,
         warnings,
     })
 }
@@ -602,6 +651,58 @@ fn parse_audit(
         fsync: raw.fsync.unwrap_or(false),
         capture: raw.capture.unwrap_or(false),
         retention_days: raw.retention_days.unwrap_or(30),
+    })
+}
+
+fn parse_gates(
+    raw: GatesToml,
+    dlp: &DlpSettings,
+    invalid: &dyn Fn(String) -> Error,
+) -> Result<GatesSettings> {
+    let command = |what: &str, value: Option<String>| -> Result<Option<String>> {
+        match value {
+            Some(command) if command.trim().is_empty() => Err(invalid(format!(
+                "gates.{what} must be a command, or left out"
+            ))),
+            value => Ok(value),
+        }
+    };
+    let timeout_secs = raw.timeout_secs.unwrap_or(600);
+    if timeout_secs == 0 {
+        return Err(invalid("gates.timeout_secs must be at least 1".into()));
+    }
+    let deps = raw.dependencies;
+    let unknown_license = match deps.unknown_license.as_deref() {
+        None | Some("deny") => tandem_gates::UnknownLicense::Deny,
+        Some("warn") => tandem_gates::UnknownLicense::Warn,
+        Some(other) => {
+            return Err(invalid(format!(
+                "gates.dependencies.unknown_license `{other}`: expected `deny` or `warn`"
+            )));
+        }
+    };
+    let lists = tandem_gates::DependencyLists {
+        allow_licenses: deps.allow_licenses,
+        deny_licenses: deps.deny_licenses,
+        allow_packages: deps.allow_packages,
+        deny_packages: deps.deny_packages,
+    };
+    let dependencies = tandem_gates::DependencyPolicy::new(&lists, unknown_license)
+        .map_err(|err| invalid(format!("gates.dependencies: {err}")))?;
+    Ok(GatesSettings {
+        live: raw.live.unwrap_or(false),
+        task: raw.task.unwrap_or(true),
+        gates: tandem_gates::GatesConfig {
+            test: command("test", raw.test)?,
+            lint: command("lint", raw.lint)?,
+            typecheck: command("typecheck", raw.typecheck)?,
+            timeout: Duration::from_secs(timeout_secs),
+            dlp: raw
+                .dlp
+                .unwrap_or(true)
+                .then(|| std::sync::Arc::clone(&dlp.scanner)),
+            dependencies,
+        },
     })
 }
 

@@ -228,3 +228,94 @@ fn telemetry_refusals() {
         check_err(&format!("{ONE_PROVIDER}[telemetry]\n{table}\n"), expect);
     }
 }
+
+#[test]
+fn gates_defaults_and_settings() {
+    let config = parse(ONE_PROVIDER, Source::Embedded, &no_env).unwrap();
+    let gates = &config.gates;
+    assert!(!gates.live);
+    assert!(gates.task);
+    assert_eq!(gates.gates.test, None);
+    assert_eq!(gates.gates.timeout, std::time::Duration::from_secs(600));
+    assert!(gates.gates.dlp.is_some());
+    assert_eq!(
+        gates.gates.dependencies.unknown_license(),
+        tandem_gates::UnknownLicense::Deny
+    );
+
+    let text = format!(
+        r#"{ONE_PROVIDER}
+[gates]
+test = "cargo nextest run"
+lint = "cargo clippy -- -D warnings"
+typecheck = "cargo check"
+timeout_secs = 30
+live = true
+task = false
+dlp = false
+[gates.dependencies]
+allow_licenses = ["MIT", "Apache-2.0", "Apache-2.0 WITH LLVM-exception"]
+deny_licenses = ["GPL-3.0-only", "AGPL-3.0-or-later"]
+deny_packages = ["left-pad", "npm:event-stream", "cargo:openssl-sys", "pypi:Py_Yaml"]
+allow_packages = []
+unknown_license = "warn"
+"#
+    );
+    let config = parse(&text, Source::Embedded, &no_env).unwrap();
+    let gates = &config.gates;
+    assert!(gates.live);
+    assert!(!gates.task);
+    assert_eq!(gates.gates.test.as_deref(), Some("cargo nextest run"));
+    assert_eq!(
+        gates.gates.lint.as_deref(),
+        Some("cargo clippy -- -D warnings")
+    );
+    assert_eq!(gates.gates.typecheck.as_deref(), Some("cargo check"));
+    assert_eq!(gates.gates.timeout, std::time::Duration::from_secs(30));
+    assert!(gates.gates.dlp.is_none());
+    let policy = &gates.gates.dependencies;
+    assert_eq!(policy.unknown_license(), tandem_gates::UnknownLicense::Warn);
+    let dep = |ecosystem, name: &str| tandem_gates::Dependency {
+        ecosystem,
+        name: name.to_owned(),
+        version: None,
+    };
+    use tandem_gates::Ecosystem::{Cargo, Npm, Pypi};
+    assert!(!policy.check(&dep(Cargo, "openssl-sys"), Some("MIT")).passed);
+    assert!(policy.check(&dep(Npm, "openssl-sys"), Some("MIT")).passed);
+    assert!(!policy.check(&dep(Pypi, "left-pad"), Some("MIT")).passed);
+    assert!(!policy.check(&dep(Pypi, "py-yaml"), Some("MIT")).passed);
+    assert!(!policy.check(&dep(Cargo, "x"), Some("GPL-3.0-only")).passed);
+    assert!(
+        policy
+            .check(&dep(Cargo, "x"), Some("MIT OR GPL-3.0-only"))
+            .passed
+    );
+}
+
+#[test]
+fn gates_refusals() {
+    let check = |gates: &str, expect: &str| check_err(&format!("{ONE_PROVIDER}\n{gates}"), expect);
+    check(
+        "[gates]\ntimeout_secs = 0",
+        "gates.timeout_secs must be at least 1",
+    );
+    check("[gates]\ntest = \"  \"", "gates.test must be a command");
+    check("[gates]\nformat = \"x\"", "unknown field `format`");
+    check(
+        "[gates.dependencies]\nallow_licenses = [\"Beerware-Deluxe\"]",
+        "gates.dependencies: `Beerware-Deluxe` is not an SPDX license identifier",
+    );
+    check(
+        "[gates.dependencies]\ndeny_packages = [\"maven:log4j\"]",
+        "gates.dependencies: package `maven:log4j`: the prefix must be",
+    );
+    check(
+        "[gates.dependencies]\nunknown_license = \"ignore\"",
+        "gates.dependencies.unknown_license `ignore`: expected `deny` or `warn`",
+    );
+    check(
+        "[gates.dependencies]\nallow = [\"MIT\"]",
+        "unknown field `allow`",
+    );
+}
