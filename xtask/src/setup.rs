@@ -7,8 +7,8 @@
 //! - `@openai/codex` from npm, into `<cache>/npm` (never a global install);
 //! - `cargo-deny` and `cargo-nextest`, through `cargo install --locked` when missing;
 //! - `cargo-fuzz`, pinned, into `<cache>/cargo-fuzz` (`cargo install --root`), for `ci fuzz`;
-//! - the Debian package `bubblewrap` (`apt-get`), which `tandem-sandbox` drives, when `bwrap` is
-//!   missing.
+//! - the Debian packages `bubblewrap` (driven by `tandem-sandbox`) and `tmux` (the terminal UI
+//!   test), through `apt-get`, when missing.
 //!
 //! Python's `venv` module ships with the interpreter.
 
@@ -59,7 +59,7 @@ pub(crate) fn run(root: &Path) -> Result<Tools> {
     timed("python venv", || ensure_venv(root, &cache, &tools.python))?;
     timed("codex cli", || ensure_codex(&cache, &tools.codex))?;
     timed("oidc provider", || ensure_oidc_provider(root))?;
-    timed("bubblewrap", ensure_bubblewrap)?;
+    timed("debian packages", ensure_debian_packages)?;
     timed("cargo-deny", ensure_cargo_deny)?;
     timed("cargo-nextest", ensure_cargo_nextest)?;
     timed("cargo-fuzz", || {
@@ -68,25 +68,28 @@ pub(crate) fn run(root: &Path) -> Result<Tools> {
     Ok(tools)
 }
 
-/// `bwrap` from the Debian package, for the sandbox's escape tests.
-fn ensure_bubblewrap() -> Result<Installed> {
-    if let Some(version) = cmd::probe(&mut cmd::new("bwrap", ["--version"])) {
-        return Ok(Installed::AlreadyPresent(version.trim().to_owned()));
+/// Debian packages the tests drive, by the program that shows they are there: `bwrap` for the
+/// sandbox's escape tests, `tmux` for the terminal UI test.
+const DEBIAN: &[(&str, &str)] = &[("bwrap", "bubblewrap"), ("tmux", "tmux")];
+
+fn ensure_debian_packages() -> Result<Installed> {
+    let missing: Vec<&str> = DEBIAN
+        .iter()
+        .filter(|(program, _)| {
+            cmd::probe(&mut cmd::new(program, ["-V"])).is_none()
+                && cmd::probe(&mut cmd::new(program, ["--version"])).is_none()
+        })
+        .map(|(_, package)| *package)
+        .collect();
+    let names: Vec<&str> = DEBIAN.iter().map(|(_, p)| *p).collect();
+    if missing.is_empty() {
+        return Ok(Installed::AlreadyPresent(names.join(", ")));
     }
     cmd::run(&mut cmd::new("apt-get", ["update", "-q"]))?;
-    cmd::run(&mut cmd::new(
-        "apt-get",
-        [
-            "install",
-            "-y",
-            "-q",
-            "--no-install-recommends",
-            "bubblewrap",
-        ],
-    ))?;
-    cmd::probe(&mut cmd::new("bwrap", ["--version"]))
-        .map(|v| Installed::Now(v.trim().to_owned()))
-        .context("bubblewrap installed but `bwrap --version` fails")
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(&missing);
+    cmd::run(&mut cmd::new("apt-get", args))?;
+    Ok(Installed::Now(missing.join(", ")))
 }
 
 /// `TANDEM_CI_CACHE`, else `$HOME/.cache/tandem-ci`.

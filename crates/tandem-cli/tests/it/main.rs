@@ -14,3 +14,5 @@ mod otel;
 mod route;
 #[cfg(test)]
 mod support;
+#[cfg(test)]
+mod tui;
