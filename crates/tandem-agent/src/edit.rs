@@ -25,6 +25,27 @@ pub struct EditOptions {
     pub endpoint: Endpoint,
     /// Write, record and commit the result (`--yes`); otherwise only show it.
     pub apply: bool,
+    /// The quality gates run before a change is kept; `None` runs none.
+    pub gates: Option<Gates>,
+}
+
+/// The gates of an edit and where their commands run.
+#[derive(Clone)]
+pub struct Gates {
+    /// The project's gates (`[gates]`); the DLP and dependency gates always run.
+    pub config: tandem_gates::GatesConfig,
+    /// Whether the command gates (test, lint, typecheck) run too (`[gates] live`).
+    pub commands: bool,
+    /// The sandbox the commands run in.
+    pub sandbox: std::sync::Arc<tandem_sandbox::Sandbox>,
+}
+
+impl std::fmt::Debug for Gates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gates")
+            .field("commands", &self.commands)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Something to show while the edit streams.
@@ -71,6 +92,8 @@ pub struct EditOutcome {
     pub ledger_index: Option<u64>,
     /// The branch and commit, when applied.
     pub commit: Option<(String, String)>,
+    /// The gates that ran and their results.
+    pub checks: Vec<tandem_gates::GateResult>,
 }
 
 /// Applies edit blocks to the files in memory as they complete in the stream.
@@ -230,6 +253,7 @@ pub async fn run(
         answer,
         ledger_index: None,
         commit: None,
+        checks: Vec::new(),
     };
     if options.apply {
         return accept(options, outcome).await;
@@ -254,6 +278,25 @@ pub async fn accept(options: &EditOptions, mut outcome: EditOutcome) -> Result<E
                     source,
                 }
             })?;
+        }
+        outcome.checks = run_gates(options, &outcome);
+        if !tandem_gates::passed(&outcome.checks) {
+            // Put the files back: a change that fails its gates is not kept.
+            for file in &outcome.changed {
+                let _ = std::fs::write(options.repo.join(&file.path), &file.original);
+            }
+            let failed: Vec<String> = outcome
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| {
+                    let why = c.findings.first().cloned().unwrap_or_else(|| {
+                        c.output_tail.lines().last().unwrap_or_default().to_owned()
+                    });
+                    format!("{} ({why})", c.name)
+                })
+                .collect();
+            return Err(Error::Gates(failed.join("; ")));
         }
         let index = record(options, &outcome).await?;
         outcome.ledger_index = Some(index);
@@ -280,6 +323,42 @@ pub fn select(changed: &Changed, accepted: &[bool]) -> Changed {
         original: changed.original.clone(),
         content,
     }
+}
+
+/// Runs the configured gates on the written change.
+fn run_gates(options: &EditOptions, outcome: &EditOutcome) -> Vec<tandem_gates::GateResult> {
+    let Some(gates) = &options.gates else {
+        return Vec::new();
+    };
+    let mut config = gates.config.clone();
+    if !gates.commands {
+        config.test = None;
+        config.lint = None;
+        config.typecheck = None;
+    }
+    const MANIFESTS: [&str; 4] = ["Cargo.toml", "package.json", "pyproject.toml", "go.mod"];
+    let change = tandem_gates::Change {
+        workspace: options.repo.clone(),
+        diff: outcome.changed.iter().map(|c| c.diff.as_str()).collect(),
+        manifests: outcome
+            .changed
+            .iter()
+            .filter(|c| {
+                MANIFESTS
+                    .iter()
+                    .any(|m| c.path.rsplit('/').next() == Some(*m))
+            })
+            .map(|c| tandem_gates::ManifestChange {
+                path: c.path.clone(),
+                old: Some(c.original.clone()),
+                new: Some(c.content.clone()),
+            })
+            .collect(),
+    };
+    let runner = tandem_gates::SandboxRunner::new(&gates.sandbox);
+    let env = |name: &str| std::env::var(name).ok();
+    let licenses = tandem_gates::LocalLicenses::for_workspace(&options.repo, &env);
+    tandem_gates::run_all(&config, &change, &runner, &licenses)
 }
 
 /// The path an edit names, among the files given; the only file when it names none.
@@ -348,10 +427,19 @@ async fn record(options: &EditOptions, outcome: &EditOutcome) -> Result<u64> {
             })
             .collect(),
         diff_sha256: sha256(&diff),
-        checks: Vec::new(),
+        checks: outcome
+            .checks
+            .iter()
+            .map(|c| tandem_audit::CheckRun {
+                name: c.name.clone(),
+                command: c.command.clone(),
+                passed: c.passed,
+                duration_ms: c.duration_ms,
+            })
+            .collect(),
         accepted: true,
         decided_by: Some(decided_by(&options.repo)),
-        reason: Some("accepted with --yes; live mode runs no gates by default".to_owned()),
+        reason: Some("accepted by the person; every gate that ran passed".to_owned()),
         ..ChangeEntry::default()
     };
     let mut request = reqwest::Client::new()
@@ -402,7 +490,18 @@ fn commit_message(options: &EditOptions, outcome: &EditOutcome, index: u64) -> S
         let (added, removed) = counts(&c.diff);
         body.push_str(&format!("- {} (+{added} -{removed})\n", c.path));
     }
-    body.push_str("\nGates: none run (live edits run no gates unless `[gates] live = true`).\n");
+    if outcome.checks.is_empty() {
+        body.push_str("\nGates: none run.\n");
+    } else {
+        body.push_str("\nGates:\n");
+        for c in &outcome.checks {
+            let verdict = if c.passed { "passed" } else { "FAILED" };
+            body.push_str(&format!(
+                "- {}: {verdict} in {} ms\n",
+                c.name, c.duration_ms
+            ));
+        }
+    }
     body.push_str("Accepted: applied with --yes.\n\n");
     let model = outcome
         .answer

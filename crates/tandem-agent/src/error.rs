@@ -26,6 +26,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A quality gate failed; the change was not kept.
+    #[error("gates failed: {0}")]
+    Gates(String),
     /// The change could not be recorded in the audit ledger.
     #[error("recording the change: {0}")]
     Record(String),

@@ -53,7 +53,9 @@ pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
         })?;
         files.push(relative.to_string_lossy().into_owned());
     }
+    let gates = gates(&repo)?;
     let options = EditOptions {
+        gates: Some(gates),
         repo: repo.clone(),
         instruction: args.instruction.clone(),
         files,
@@ -118,6 +120,23 @@ pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
         )?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The project's gates (`tandem.toml` at the repository root, else the defaults), with commands
+/// run in a sandbox of the repository through `tandem __sandbox`.
+fn gates(repo: &Path) -> anyhow::Result<tandem_agent::edit::Gates> {
+    let file = repo.join("tandem.toml");
+    let settings = tandem_config::load_gates(file.exists().then_some(file.as_path()))
+        .context("loading the project's tandem.toml")?;
+    let me = std::env::current_exe().context("finding the tandem binary")?;
+    let sandbox = tandem_sandbox::Sandbox::new(tandem_sandbox::Policy::new(repo), me)
+        .context("preparing the sandbox for gate commands")?
+        .with_helper_prefix(&["__sandbox"]);
+    Ok(tandem_agent::edit::Gates {
+        config: settings.gates,
+        commands: settings.live,
+        sandbox: std::sync::Arc::new(sandbox),
+    })
 }
 
 /// Sends each paragraph of standard input as a steer.

@@ -182,6 +182,14 @@ enum RouteAction {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
+    // The sandbox helper runs inside the sandbox, before any thread exists (it confines the one
+    // thread it has, then execs the command).
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("__sandbox") {
+        return Ok(tandem_sandbox::helper::main(
+            raw.get(1..).unwrap_or_default(),
+        ));
+    }
     let cli = Cli::parse();
     // `serve` reads its configuration first: `[telemetry]` says how to log and where spans go.
     let served = match &cli.command {

@@ -460,6 +460,36 @@ pub fn load(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Re
     }
 }
 
+/// The agent's view of a project's `tandem.toml`: its `[gates]`, with the DLP gate built from its
+/// `[dlp]`. Other sections are checked for syntax only, so a project file needs no `[[providers]]`.
+/// Without a file, the defaults.
+pub fn load_gates(path: Option<&Path>) -> Result<GatesSettings> {
+    let (text, source) = match path {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|source| Error::Read {
+                path: path.to_owned(),
+                source,
+            })?,
+            Source::File(path.to_owned()),
+        ),
+        None => (String::new(), Source::Embedded),
+    };
+    let raw: ConfigToml = toml::from_str(&text).map_err(|err| Error::Parse {
+        source_name: source_name(&source),
+        message: err.to_string(),
+    })?;
+    let invalid = |message: String| Error::Invalid {
+        source_name: source_name(&source),
+        message,
+    };
+    let base_dir = match &source {
+        Source::File(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        Source::Embedded => PathBuf::new(),
+    };
+    let dlp = parse_dlp(raw.dlp, &base_dir, &invalid)?;
+    parse_gates(raw.gates.unwrap_or_default(), &dlp, &invalid)
+}
+
 /// The configuration used when no file is found.
 pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
     let base_url = env("TANDEM_UPSTREAM_URL").unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());

@@ -319,3 +319,18 @@ fn gates_refusals() {
         "unknown field `allow`",
     );
 }
+
+#[test]
+fn a_project_file_with_only_gates_gives_the_agent_its_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tandem.toml");
+    std::fs::write(&path, "[gates]\nlive = true\ntest = \"cargo test\"\n").unwrap();
+    let gates = crate::load_gates(Some(&path)).unwrap();
+    assert!(gates.live);
+    assert_eq!(gates.gates.test.as_deref(), Some("cargo test"));
+    assert!(gates.gates.dlp.is_some(), "the DLP gate is on by default");
+    let defaults = crate::load_gates(None).unwrap();
+    assert!(!defaults.live && defaults.gates.test.is_none());
+    std::fs::write(&path, "[gates]\nlive = 3\n").unwrap();
+    assert!(crate::load_gates(Some(&path)).is_err());
+}

@@ -34,6 +34,8 @@ pub enum Mode {
 pub struct Sandbox {
     policy: Policy,
     helper: PathBuf,
+    /// Arguments before the helper's own (`__sandbox` when the helper is `tandem` itself).
+    prefix: Vec<String>,
     mode: Mode,
     proxy: Option<Proxy>,
 }
@@ -87,9 +89,17 @@ impl Sandbox {
         Ok(Sandbox {
             policy,
             helper: helper.into(),
+            prefix: Vec::new(),
             mode,
             proxy,
         })
+    }
+
+    /// Runs the helper as `helper <prefix…> exec …`, for a program that hosts the helper behind a
+    /// subcommand (`tandem __sandbox`).
+    pub fn with_helper_prefix(mut self, prefix: &[&str]) -> Sandbox {
+        self.prefix = prefix.iter().map(|s| (*s).to_owned()).collect();
+        self
     }
 
     /// How commands are confined.
@@ -110,7 +120,8 @@ impl Sandbox {
     {
         let policy = serde_json::to_string(&self.policy)
             .map_err(|e| Error::Policy(format!("encoding: {e}")))?;
-        let mut helper_args: Vec<String> = vec![
+        let mut helper_args: Vec<String> = self.prefix.clone();
+        helper_args.extend([
             "exec".into(),
             "--mode".into(),
             match self.mode {
@@ -119,7 +130,7 @@ impl Sandbox {
             },
             "--policy".into(),
             policy,
-        ];
+        ]);
         if self.proxy.is_some() {
             helper_args.extend([
                 "--bridge".into(),

@@ -13,6 +13,7 @@
 mod confine;
 mod error;
 mod filter;
+pub mod helper;
 mod launch;
 mod policy;
 pub mod proxy;

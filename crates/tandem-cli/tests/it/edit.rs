@@ -58,6 +58,12 @@ async fn a_live_edit_is_applied_recorded_and_committed_with_trailers() {
     std::fs::create_dir(root.join("src")).unwrap();
     let original = "pub fn answer() -> u32 {\n    41\n}\n\npub fn other() {}\n";
     std::fs::write(root.join("src/lib.rs"), original).unwrap();
+    // The project's gate runs in the sandbox after the edit is written.
+    std::fs::write(
+        root.join("tandem.toml"),
+        "[gates]\nlive = true\ntest = \"grep -q 42 src/lib.rs\"\n",
+    )
+    .unwrap();
     git(root, &["add", "."]);
     git(root, &["commit", "-q", "-m", "start"]);
     let head = git(root, &["rev-parse", "HEAD"]);
@@ -94,6 +100,8 @@ async fn a_live_edit_is_applied_recorded_and_committed_with_trailers() {
     assert!(message.contains("Initiated by Ada"), "{message}");
     assert!(message.contains("- src/lib.rs (+1 -1)"), "{message}");
     assert!(message.contains("Assisted-by: tandem:"), "{message}");
+    assert!(message.contains("- test: passed"), "{message}");
+    assert!(message.contains("- dlp: passed"), "{message}");
     let trailer = |name: &str| {
         message
             .lines()
@@ -131,6 +139,16 @@ async fn a_live_edit_is_applied_recorded_and_committed_with_trailers() {
     assert_eq!(change["task"], task.as_str());
     assert_eq!(change["accepted"], true);
     assert_eq!(change["decided_by"], "Ada");
+    let checks: Vec<(&str, bool)> = change["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["passed"].as_bool().unwrap()))
+        .collect();
+    assert!(
+        checks.contains(&("test", true)) && checks.contains(&("dlp", true)),
+        "{checks:?}"
+    );
     assert_eq!(change["files"][0]["path"], "src/lib.rs");
     use sha2::Digest as _;
     assert_eq!(
@@ -314,5 +332,67 @@ async fn a_steer_stops_the_answer_and_redirects_it() {
             .as_str()
             .unwrap()
             .contains("I stopped your answer")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_that_fails_a_gate_is_not_kept() {
+    let upstream = tandem_testkit::spawn(tandem_testkit::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tokens_per_sec: 0.0,
+        default_tokens: 16,
+    })
+    .await
+    .unwrap();
+    let serve = Serve::start(
+        &format!(
+            "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n[telemetry]\nlog_format = \"json\"\n",
+            upstream.addr()
+        ),
+        &[],
+    )
+    .await;
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["config", "user.name", "Ada"]);
+    git(root, &["config", "user.email", "ada@example.com"]);
+    let original = "pub fn answer() -> u32 {\n    41\n}\n";
+    std::fs::write(root.join("lib.rs"), original).unwrap();
+    std::fs::write(
+        root.join("tandem.toml"),
+        "[gates]\nlive = true\ntest = \"! grep -q 'todo!' lib.rs\"\n",
+    )
+    .unwrap();
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "start"]);
+    let answer = "lib.rs\n<<<<<<< SEARCH\n    41\n=======\n    todo!()\n>>>>>>> REPLACE\n";
+    let model = format!("scripted?say={}", url_encode(answer));
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "edit",
+            "--yes",
+            "--server",
+            &serve.base,
+            "--model",
+            &model,
+            "finish answer",
+            "lib.rs",
+        ])
+        .current_dir(root)
+        .env_remove("TANDEM_API_KEY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("gates failed: test"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("lib.rs")).unwrap(),
+        original
+    );
+    assert!(
+        git(root, &["branch", "--list", "tandem/*"])
+            .trim()
+            .is_empty()
     );
 }
