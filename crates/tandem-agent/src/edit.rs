@@ -94,6 +94,8 @@ pub struct EditOutcome {
     pub commit: Option<(String, String)>,
     /// The gates that ran and their results.
     pub checks: Vec<tandem_gates::GateResult>,
+    /// The command that made it (`tandem edit`, `tandem task`), for the commit message.
+    pub via: &'static str,
 }
 
 /// Applies edit blocks to the files in memory as they complete in the stream.
@@ -254,6 +256,7 @@ pub async fn run(
         ledger_index: None,
         commit: None,
         checks: Vec::new(),
+        via: "tandem edit",
     };
     if options.apply {
         return accept(options, outcome).await;
@@ -279,7 +282,10 @@ pub async fn accept(options: &EditOptions, mut outcome: EditOutcome) -> Result<E
                 }
             })?;
         }
-        outcome.checks = run_gates(options, &outcome);
+        // A task has run its gates already, on the same files.
+        if outcome.checks.is_empty() {
+            outcome.checks = run_gates(options, &outcome);
+        }
         if !tandem_gates::passed(&outcome.checks) {
             // Put the files back: a change that fails its gates is not kept.
             for file in &outcome.changed {
@@ -326,7 +332,10 @@ pub fn select(changed: &Changed, accepted: &[bool]) -> Changed {
 }
 
 /// Runs the configured gates on the written change.
-fn run_gates(options: &EditOptions, outcome: &EditOutcome) -> Vec<tandem_gates::GateResult> {
+pub(crate) fn run_gates(
+    options: &EditOptions,
+    outcome: &EditOutcome,
+) -> Vec<tandem_gates::GateResult> {
     let Some(gates) = &options.gates else {
         return Vec::new();
     };
@@ -483,8 +492,9 @@ fn commit_message(options: &EditOptions, outcome: &EditOutcome, index: u64) -> S
         subject = "edit".to_owned();
     }
     let mut body = format!(
-        "{subject}\n\nInitiated by {} with `tandem edit`.\n\nFiles:\n",
-        decided_by(&options.repo)
+        "{subject}\n\nInitiated by {} with `{}`.\n\nFiles:\n",
+        decided_by(&options.repo),
+        outcome.via
     );
     for c in &outcome.changed {
         let (added, removed) = counts(&c.diff);

@@ -13,7 +13,13 @@ fn git(repo: &Path, args: &[&str]) -> Command {
     c
 }
 
-fn output(mut command: Command, input: Option<&str>) -> Result<String> {
+fn output(command: Command, input: Option<&str>) -> Result<String> {
+    raw(command, input).map(|s| s.trim().to_owned())
+}
+
+/// Standard output as it is (porcelain status lines start with a space; file contents end with
+/// their newline).
+fn raw(mut command: Command, input: Option<&str>) -> Result<String> {
     command
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -37,7 +43,7 @@ fn output(mut command: Command, input: Option<&str>) -> Result<String> {
             String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         ));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A branch-name-safe slug of `text`: lowercase words joined by `-`, at most 40 characters.
@@ -60,6 +66,30 @@ pub fn slug(text: &str) -> String {
     } else {
         out
     }
+}
+
+/// The repository's git directory.
+pub fn git_dir(repo: &Path) -> Result<std::path::PathBuf> {
+    output(git(repo, &["rev-parse", "--absolute-git-dir"]), None).map(std::path::PathBuf::from)
+}
+
+/// Paths (relative) that differ from `HEAD` in the work tree: modified, added, deleted, untracked
+/// (not ignored).
+pub fn changed_paths(repo: &Path) -> Result<Vec<String>> {
+    let text = raw(
+        git(repo, &["status", "--porcelain=v1", "-uall", "--no-renames"]),
+        None,
+    )?;
+    Ok(text
+        .lines()
+        .filter_map(|line| line.get(3..))
+        .map(|p| p.trim_matches('"').to_owned())
+        .collect())
+}
+
+/// A file's content at `HEAD`, if it exists there.
+pub fn head_content(repo: &Path, path: &str) -> Option<String> {
+    raw(git(repo, &["show", &format!("HEAD:{path}")]), None).ok()
 }
 
 /// The configured user name, or `None`.

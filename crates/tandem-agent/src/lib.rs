@@ -8,5 +8,6 @@ mod error;
 pub mod git;
 pub mod model;
 pub mod prompt;
+pub mod task;
 
 pub use error::{Error, Result};

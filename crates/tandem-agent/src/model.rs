@@ -105,3 +105,54 @@ pub async fn stream(
         "the stream ended before the answer was complete".into(),
     ))
 }
+
+/// One non-streamed chat completion with tools; the assistant message as the API returned it.
+pub async fn complete(
+    endpoint: &Endpoint,
+    messages: &[Value],
+    tools: &Value,
+) -> Result<(Value, Answer)> {
+    let mut request = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/chat/completions",
+            endpoint.base_url.trim_end_matches('/')
+        ))
+        .json(&json!({"model": endpoint.model, "messages": messages, "tools": tools}));
+    if let Some(token) = &endpoint.token {
+        request = request.bearer_auth(token);
+    }
+    let resp = request
+        .send()
+        .await
+        .map_err(|e| Error::Model(e.to_string()))?;
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let answer = Answer {
+        request_id: header("x-request-id"),
+        tier: header("x-tandem-tier"),
+        target: header("x-tandem-target"),
+        ..Answer::default()
+    };
+    let status = resp.status();
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|e| Error::Model(format!("{status}: {e}")))?;
+    if !status.is_success() {
+        return Err(Error::Model(format!("{status}: {body}")));
+    }
+    let mut message = body["choices"][0]["message"].clone();
+    if message.is_null() {
+        return Err(Error::Model(format!("no message in {body}")));
+    }
+    // Sent back as it came, minus fields the API adds only to answers.
+    if let Some(obj) = message.as_object_mut() {
+        obj.remove("refusal");
+        obj.remove("annotations");
+    }
+    Ok((message, answer))
+}

@@ -124,7 +124,7 @@ pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
 
 /// The project's gates (`tandem.toml` at the repository root, else the defaults), with commands
 /// run in a sandbox of the repository through `tandem __sandbox`.
-fn gates(repo: &Path) -> anyhow::Result<tandem_agent::edit::Gates> {
+pub(crate) fn gates(repo: &Path) -> anyhow::Result<tandem_agent::edit::Gates> {
     let file = repo.join("tandem.toml");
     let settings = tandem_config::load_gates(file.exists().then_some(file.as_path()))
         .context("loading the project's tandem.toml")?;
@@ -159,7 +159,7 @@ fn read_steers(tx: &tokio::sync::mpsc::UnboundedSender<String>) {
     }
 }
 
-fn git_root(dir: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn git_root(dir: &Path) -> anyhow::Result<PathBuf> {
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(dir)

@@ -3,6 +3,7 @@
 mod audit;
 mod dlp;
 mod edit;
+mod task;
 mod telemetry;
 mod tui;
 
@@ -83,6 +84,8 @@ enum Command {
     },
     /// A live spot edit: stream the model's edit, apply it, and with --yes commit it with provenance.
     Edit(edit::EditArgs),
+    /// A deep task: plan, tools in a sandbox, gates, and a commit with provenance.
+    Task(task::TaskArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -238,6 +241,9 @@ async fn run(command: Command, served: Option<Served>) -> anyhow::Result<ExitCod
     if let Command::Edit(args) = command {
         return edit::run(args).await;
     }
+    if let Command::Task(args) = command {
+        return task::run(args).await;
+    }
     run_other(command, served).await.map(|()| ExitCode::SUCCESS)
 }
 
@@ -265,7 +271,7 @@ async fn run_other(command: Command, served: Option<Served>) -> anyhow::Result<(
         Command::Keys { action, config } => keys(action, config.as_deref()),
         Command::Budgets { url, config } => budgets(url, config.as_deref()).await,
         Command::Policy { action } => policy(action),
-        Command::Dlp { .. } | Command::Audit { .. } | Command::Edit(_) => Ok(()),
+        Command::Dlp { .. } | Command::Audit { .. } | Command::Edit(_) | Command::Task(_) => Ok(()),
     }
 }
 

@@ -60,6 +60,7 @@ fn conversation(system: Option<&Value>, messages: &[Value]) -> Conversation {
         tool_result,
         last_user_text,
         prompt_chars,
+        assistant_turns: messages.iter().filter(|m| role(m) == "assistant").count(),
     }
 }
 

@@ -24,6 +24,8 @@
 //! - `tool=NAME&args=JSON`: answer with one tool call (`args` defaults to `{}`).
 //! - `say=TEXT`: answer with TEXT, streamed in 3-character chunks (so words split across events).
 //! - `echo`: answer with the last user message's text, in 3-character chunks.
+//! - `turns=JSON`: one answer per turn, `[{"say": "…"}, {"tool": "name", "args": {…}}, {"tools": [{"name", "args"}…]}]`;
+//!   the answer is the entry at the number of assistant messages in the conversation (the last one repeats).
 //!
 //! Unknown options and malformed values are answered with HTTP 400, so typos in tests fail loudly.
 //! At most one of the four fault options may be given.

@@ -53,6 +53,7 @@ fn conversation(messages: &[Value]) -> Conversation {
         tool_result: trailing_tools.map(text),
         last_user_text,
         prompt_chars,
+        assistant_turns: messages.iter().filter(|m| role(m) == "assistant").count(),
     }
 }
 

@@ -20,6 +20,57 @@ pub(crate) struct Options {
     pub(crate) say: Option<String>,
     /// Answer with the last user message's text, in 3-character chunks.
     pub(crate) echo: bool,
+    /// One scripted answer per turn, chosen by how many assistant messages the conversation has.
+    pub(crate) turns: Option<Vec<Turn>>,
+}
+
+/// One scripted turn of the `turns` option.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// Answer with this text.
+    Say(String),
+    /// Answer with these tool calls.
+    Tools(Vec<ToolOption>),
+}
+
+/// Parses `turns=[{"say": "…"}, {"tool": "name", "args": {…}}, {"tools": [{"name", "args"}…]}]`.
+fn parse_turns(value: &str) -> Result<Vec<Turn>, String> {
+    let bad = |why: &str| format!("model option `turns`: {why}");
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(value).map_err(|e| bad(&e.to_string()))?;
+    if list.is_empty() {
+        return Err(bad("needs at least one turn"));
+    }
+    let tool = |v: &serde_json::Value, name_key: &str| -> Result<ToolOption, String> {
+        let name = v[name_key]
+            .as_str()
+            .ok_or_else(|| bad("a tool needs a name"))?;
+        Ok(ToolOption {
+            name: name.to_owned(),
+            args: v
+                .get("args")
+                .map_or_else(|| "{}".to_owned(), serde_json::Value::to_string),
+        })
+    };
+    list.iter()
+        .map(|turn| {
+            if let Some(text) = turn["say"].as_str() {
+                Ok(Turn::Say(text.to_owned()))
+            } else if turn.get("tool").is_some() {
+                Ok(Turn::Tools(vec![tool(turn, "tool")?]))
+            } else if let Some(tools) = turn["tools"].as_array() {
+                tools
+                    .iter()
+                    .map(|t| tool(t, "name"))
+                    .collect::<Result<_, _>>()
+                    .map(Turn::Tools)
+            } else {
+                Err(bad(
+                    "each turn is {\"say\"}, {\"tool\", \"args\"} or {\"tools\": [...]}",
+                ))
+            }
+        })
+        .collect()
 }
 
 /// The `tokens` option: a count, or the configured default.
@@ -100,6 +151,7 @@ pub(crate) fn parse(model: &str) -> Result<Options, String> {
             "args" => args = Some(value.to_owned()),
             "say" => options.say = Some(value.to_owned()),
             "echo" => options.echo = true,
+            "turns" => options.turns = Some(parse_turns(value)?),
             other => return Err(format!("unknown model option `{other}`")),
         }
     }

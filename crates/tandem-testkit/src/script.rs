@@ -19,6 +19,8 @@ pub(crate) struct Conversation {
     pub(crate) last_user_text: String,
     /// Characters of all message text, for the prompt token count.
     pub(crate) prompt_chars: usize,
+    /// Assistant messages so far: the turn the `turns` option answers.
+    pub(crate) assistant_turns: usize,
 }
 
 /// A complete answer, before it is encoded for an API.
@@ -79,7 +81,20 @@ pub(crate) fn answer(
         name: name.to_owned(),
         args: args.to_owned(),
     };
-    let (text, tools) = if let Some(tool) = &options.tool {
+    let (text, tools) = if let Some(turns) = &options.turns {
+        let turn = &turns[conversation.assistant_turns.min(turns.len() - 1)];
+        match turn {
+            crate::options::Turn::Say(say) => {
+                let pieces = chunks(say, 3);
+                let len = pieces.len();
+                (Some((Source::Words(pieces), len)), Vec::new())
+            }
+            crate::options::Turn::Tools(list) => (
+                None,
+                list.iter().map(|t| next_call(&t.name, &t.args)).collect(),
+            ),
+        }
+    } else if let Some(tool) = &options.tool {
         (None, vec![next_call(&tool.name, &tool.args)])
     } else if let Some(say) = options
         .say

@@ -15,4 +15,6 @@ mod route;
 #[cfg(test)]
 mod support;
 #[cfg(test)]
+mod task;
+#[cfg(test)]
 mod tui;
