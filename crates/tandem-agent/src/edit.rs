@@ -370,6 +370,22 @@ pub(crate) fn run_gates(
     tandem_gates::run_all(&config, &change, &runner, &licenses)
 }
 
+/// Whether the pace router sends this instruction to the deep tier (its reason when it does):
+/// the instruction and the file names are routed as `model: auto` would be, with the gateway's
+/// default rules (several files named, deep verbs, refactors and migrations…).
+pub fn escalation(instruction: &str, files: &[String]) -> Option<String> {
+    use tandem_protocol::{ChatRequest, Message, Role};
+    let router =
+        tandem_router::Router::new(tandem_router::RouterConfig::new("live", "deep")).ok()?;
+    let text = format!("{instruction}\n\nFiles: {}", files.join(", "));
+    let request = ChatRequest::new("auto", vec![Message::text(Role::User, text)]);
+    let decision = router.route(&tandem_router::extract(
+        &request,
+        &tandem_router::SessionFacts::default(),
+    ));
+    (decision.tier == "deep").then_some(decision.reason)
+}
+
 /// The path an edit names, among the files given; the only file when it names none.
 fn resolve(path: &Option<String>, files: &[String]) -> Option<String> {
     match path {

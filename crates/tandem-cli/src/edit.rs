@@ -34,6 +34,12 @@ pub struct EditArgs {
     /// line) stops the current answer and redirects it.
     #[arg(long)]
     pub steer: bool,
+    /// Hand this to the deep agent (`tandem task`) instead.
+    #[arg(long)]
+    pub deep: bool,
+    /// Never hand over to the deep agent, even when the pace router would.
+    #[arg(long, conflicts_with = "deep")]
+    pub no_escalate: bool,
 }
 
 /// Runs the edit; exit 1 when it fails.
@@ -52,6 +58,35 @@ pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
         files.push(relative.to_string_lossy().into_owned());
+    }
+    let reason = if args.deep {
+        Some("asked with --deep".to_owned())
+    } else if args.no_escalate {
+        None
+    } else {
+        tandem_agent::edit::escalation(&args.instruction, &files)
+    };
+    if let Some(reason) = reason {
+        tracing::warn!("handing over to the deep agent: {reason}");
+        let model = if args.model == "tandem-live" {
+            "tandem-deep".to_owned()
+        } else {
+            args.model.clone()
+        };
+        return crate::task::run(crate::task::TaskArgs {
+            goal: Some(format!(
+                "{}\n\nFiles: {}",
+                args.instruction,
+                files.join(", ")
+            )),
+            resume: None,
+            server: args.server,
+            token: args.token,
+            model,
+            max_turns: 40,
+            max_fix_rounds: 3,
+        })
+        .await;
     }
     let gates = gates(&repo)?;
     let options = EditOptions {

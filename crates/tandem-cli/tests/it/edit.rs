@@ -195,7 +195,7 @@ async fn an_interrupt_cancels_the_upstream_at_once_and_changes_nothing() {
             "--model",
             "scripted?tokens=100000&rate=1000",
         ])
-        .args(["rewrite the notes", "notes.txt"])
+        .args(["--no-escalate", "rewrite the notes", "notes.txt"])
         .current_dir(root)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -395,4 +395,71 @@ async fn an_edit_that_fails_a_gate_is_not_kept() {
             .trim()
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_the_router_sends_deep_is_handed_to_the_task_agent() {
+    let upstream = tandem_testkit::spawn(tandem_testkit::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tokens_per_sec: 0.0,
+        default_tokens: 16,
+    })
+    .await
+    .unwrap();
+    let serve = Serve::start(
+        &format!(
+            "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n[telemetry]\nlog_format = \"json\"\n",
+            upstream.addr()
+        ),
+        &[],
+    )
+    .await;
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["config", "user.name", "Ada"]);
+    git(root, &["config", "user.email", "ada@example.com"]);
+    for name in ["a.rs", "b.rs", "c.rs"] {
+        std::fs::write(root.join(name), "fn parse() {}\n").unwrap();
+    }
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "start"]);
+    let patch = "*** Begin Patch\n*** Update File: a.rs\n@@\n-fn parse() {}\n+fn parse_all() {}\n*** End Patch\n";
+    let turns = serde_json::json!([
+        {"tool": "apply_patch", "args": {"patch": patch}},
+        {"tool": "finish", "args": {"summary": "renamed"}},
+    ]);
+    let model = format!("scripted?turns={}", url_encode(&turns.to_string()));
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["edit", "--yes", "--server", &serve.base, "--model", &model])
+        .args([
+            "rename parse to parse_all in a.rs, b.rs and c.rs",
+            "a.rs",
+            "b.rs",
+            "c.rs",
+        ])
+        .current_dir(root)
+        .env_remove("TANDEM_API_KEY")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("handing over to the deep agent: rule:multi-file"),
+        "{stderr}"
+    );
+    let branch = git(
+        root,
+        &["branch", "--list", "--format=%(refname:short)", "tandem/*"],
+    );
+    let branch = branch.trim();
+    assert!(
+        branch.starts_with("tandem/rename-parse-to-parse-all"),
+        "{branch}"
+    );
+    let message = git(root, &["log", "-1", "--format=%B", branch]);
+    assert!(message.contains("with `tandem task`"), "{message}");
 }
