@@ -7,6 +7,7 @@ pub mod edit;
 mod error;
 pub mod git;
 pub mod model;
+pub mod pr;
 pub mod prompt;
 pub mod task;
 

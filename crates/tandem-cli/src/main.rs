@@ -3,6 +3,7 @@
 mod audit;
 mod dlp;
 mod edit;
+mod pr;
 mod task;
 mod telemetry;
 mod tui;
@@ -86,6 +87,8 @@ enum Command {
     Edit(edit::EditArgs),
     /// A deep task: plan, tools in a sandbox, gates, and a commit with provenance.
     Task(task::TaskArgs),
+    /// The pull request of a tandem branch: print its description, or open it on a forge.
+    Pr(pr::PrArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -244,6 +247,9 @@ async fn run(command: Command, served: Option<Served>) -> anyhow::Result<ExitCod
     if let Command::Task(args) = command {
         return task::run(args).await;
     }
+    if let Command::Pr(args) = command {
+        return pr::run(args).await;
+    }
     run_other(command, served).await.map(|()| ExitCode::SUCCESS)
 }
 
@@ -271,7 +277,11 @@ async fn run_other(command: Command, served: Option<Served>) -> anyhow::Result<(
         Command::Keys { action, config } => keys(action, config.as_deref()),
         Command::Budgets { url, config } => budgets(url, config.as_deref()).await,
         Command::Policy { action } => policy(action),
-        Command::Dlp { .. } | Command::Audit { .. } | Command::Edit(_) | Command::Task(_) => Ok(()),
+        Command::Dlp { .. }
+        | Command::Audit { .. }
+        | Command::Edit(_)
+        | Command::Task(_)
+        | Command::Pr(_) => Ok(()),
     }
 }
 

@@ -11,6 +11,8 @@ mod governance;
 #[cfg(test)]
 mod otel;
 #[cfg(test)]
+mod pr;
+#[cfg(test)]
 mod route;
 #[cfg(test)]
 mod support;
