@@ -164,7 +164,14 @@ pub(crate) fn gates(repo: &Path) -> anyhow::Result<tandem_agent::edit::Gates> {
     let settings = tandem_config::load_gates(file.exists().then_some(file.as_path()))
         .context("loading the project's tandem.toml")?;
     let me = std::env::current_exe().context("finding the tandem binary")?;
-    let sandbox = tandem_sandbox::Sandbox::new(tandem_sandbox::Policy::new(repo), me)
+    let allowed = tandem_config::load_sandbox(file.exists().then_some(file.as_path()))
+        .context("loading the project's [sandbox]")?
+        .allow_domains;
+    let mut policy = tandem_sandbox::Policy::new(repo);
+    if !allowed.is_empty() {
+        policy.network = tandem_sandbox::Network::Allowlist { domains: allowed };
+    }
+    let sandbox = tandem_sandbox::Sandbox::new(policy, me)
         .context("preparing the sandbox for gate commands")?
         .with_helper_prefix(&["__sandbox"]);
     Ok(tandem_agent::edit::Gates {

@@ -221,6 +221,21 @@ pub struct GatesSettings {
     pub gates: tandem_gates::GatesConfig,
 }
 
+/// What the agent's sandboxed commands may reach (`[sandbox]` of a project's `tandem.toml`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SandboxSettings {
+    /// Domains reachable over HTTP(S) through the policy proxy (`example.org`, `*.example.org`);
+    /// empty is no network at all.
+    pub allow_domains: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SandboxToml {
+    #[serde(default)]
+    allow_domains: Vec<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GatesToml {
@@ -317,6 +332,8 @@ struct ConfigToml {
     audit: Option<AuditToml>,
     #[serde(default)]
     gates: Option<GatesToml>,
+    #[serde(default)]
+    sandbox: Option<SandboxToml>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -488,6 +505,25 @@ pub fn load_gates(path: Option<&Path>) -> Result<GatesSettings> {
     };
     let dlp = parse_dlp(raw.dlp, &base_dir, &invalid)?;
     parse_gates(raw.gates.unwrap_or_default(), &dlp, &invalid)
+}
+
+/// The `[sandbox]` of a project's `tandem.toml` (defaults without a file). Domain patterns are
+/// checked when the sandbox is built.
+pub fn load_sandbox(path: Option<&Path>) -> Result<SandboxSettings> {
+    let Some(path) = path else {
+        return Ok(SandboxSettings::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let raw: ConfigToml = toml::from_str(&text).map_err(|err| Error::Parse {
+        source_name: source_name(&Source::File(path.to_owned())),
+        message: err.to_string(),
+    })?;
+    Ok(SandboxSettings {
+        allow_domains: raw.sandbox.map(|s| s.allow_domains).unwrap_or_default(),
+    })
 }
 
 /// The configuration used when no file is found.

@@ -334,3 +334,22 @@ fn a_project_file_with_only_gates_gives_the_agent_its_gates() {
     std::fs::write(&path, "[gates]\nlive = 3\n").unwrap();
     assert!(crate::load_gates(Some(&path)).is_err());
 }
+
+#[test]
+fn a_project_sandbox_section_lists_allowed_domains() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tandem.toml");
+    std::fs::write(
+        &path,
+        "[sandbox]\nallow_domains = [\"registry.npmjs.org\", \"*.crates.io\"]\n",
+    )
+    .unwrap();
+    let sandbox = crate::load_sandbox(Some(&path)).unwrap();
+    assert_eq!(
+        sandbox.allow_domains,
+        vec!["registry.npmjs.org", "*.crates.io"]
+    );
+    assert!(crate::load_sandbox(None).unwrap().allow_domains.is_empty());
+    std::fs::write(&path, "[sandbox]\nallow = []\n").unwrap();
+    assert!(crate::load_sandbox(Some(&path)).is_err());
+}
