@@ -34,6 +34,22 @@ pub struct Answer {
     pub target: Option<String>,
 }
 
+/// The request id and routing the gateway reported in its headers.
+fn routed(resp: &reqwest::Response) -> Answer {
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Answer {
+        request_id: header("x-request-id"),
+        tier: header("x-tandem-tier"),
+        target: header("x-tandem-target"),
+        ..Answer::default()
+    }
+}
+
 /// Streams one chat completion, calling `on_text` with each text delta as it arrives.
 pub async fn stream(
     endpoint: &Endpoint,
@@ -59,18 +75,7 @@ pub async fn stream(
         .send()
         .await
         .map_err(|e| Error::Model(e.to_string()))?;
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let mut answer = Answer {
-        request_id: header("x-request-id"),
-        tier: header("x-tandem-tier"),
-        target: header("x-tandem-target"),
-        ..Answer::default()
-    };
+    let mut answer = routed(&resp);
     if !resp.status().is_success() {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
@@ -125,18 +130,7 @@ pub async fn complete(
         .send()
         .await
         .map_err(|e| Error::Model(e.to_string()))?;
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let answer = Answer {
-        request_id: header("x-request-id"),
-        tier: header("x-tandem-tier"),
-        target: header("x-tandem-target"),
-        ..Answer::default()
-    };
+    let answer = routed(&resp);
     let status = resp.status();
     let body: Value = resp
         .json()

@@ -481,20 +481,7 @@ pub fn load(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Re
 /// `[dlp]`. Other sections are checked for syntax only, so a project file needs no `[[providers]]`.
 /// Without a file, the defaults.
 pub fn load_gates(path: Option<&Path>) -> Result<GatesSettings> {
-    let (text, source) = match path {
-        Some(path) => (
-            std::fs::read_to_string(path).map_err(|source| Error::Read {
-                path: path.to_owned(),
-                source,
-            })?,
-            Source::File(path.to_owned()),
-        ),
-        None => (String::new(), Source::Embedded),
-    };
-    let raw: ConfigToml = toml::from_str(&text).map_err(|err| Error::Parse {
-        source_name: source_name(&source),
-        message: err.to_string(),
-    })?;
+    let (raw, source) = read_project(path)?;
     let invalid = |message: String| Error::Invalid {
         source_name: source_name(&source),
         message,
@@ -510,20 +497,30 @@ pub fn load_gates(path: Option<&Path>) -> Result<GatesSettings> {
 /// The `[sandbox]` of a project's `tandem.toml` (defaults without a file). Domain patterns are
 /// checked when the sandbox is built.
 pub fn load_sandbox(path: Option<&Path>) -> Result<SandboxSettings> {
-    let Some(path) = path else {
-        return Ok(SandboxSettings::default());
-    };
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let raw: ConfigToml = toml::from_str(&text).map_err(|err| Error::Parse {
-        source_name: source_name(&Source::File(path.to_owned())),
-        message: err.to_string(),
-    })?;
+    let (raw, _) = read_project(path)?;
     Ok(SandboxSettings {
         allow_domains: raw.sandbox.map(|s| s.allow_domains).unwrap_or_default(),
     })
+}
+
+/// A project's `tandem.toml` read for the agent's sections: syntax and field names are checked,
+/// nothing is required. Without a file, an empty one.
+fn read_project(path: Option<&Path>) -> Result<(ConfigToml, Source)> {
+    let (text, source) = match path {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|source| Error::Read {
+                path: path.to_owned(),
+                source,
+            })?,
+            Source::File(path.to_owned()),
+        ),
+        None => (String::new(), Source::Embedded),
+    };
+    let raw: ConfigToml = toml::from_str(&text).map_err(|err| Error::Parse {
+        source_name: source_name(&source),
+        message: err.to_string(),
+    })?;
+    Ok((raw, source))
 }
 
 /// The configuration used when no file is found.

@@ -85,22 +85,12 @@ fn landlock(policy: &Policy, mode: Mode, bridge: Option<u16>) -> Result<Landlock
             writable.extend(policy.writable.iter().cloned());
         }
     }
-    for path in &writable {
-        let Ok(fd) = open(path) else { continue };
+    // Directories are writable below; files (and devices) only themselves. Paths that do not
+    // exist here are skipped.
+    let devices = DEVICES.iter().map(PathBuf::from);
+    for path in writable.into_iter().chain(devices) {
+        let Ok(fd) = open(&path) else { continue };
         let access = if path.is_dir() {
-            all
-        } else {
-            AccessFs::from_file(abi)
-        };
-        ruleset = ruleset
-            .add_rule(PathBeneath::new(fd, access))
-            .map_err(err)?;
-    }
-    for device in DEVICES {
-        let Ok(fd) = open(Path::new(device)) else {
-            continue;
-        };
-        let access = if Path::new(device).is_dir() {
             all
         } else {
             AccessFs::from_file(abi)

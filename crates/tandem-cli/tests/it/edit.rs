@@ -2,59 +2,19 @@
 //! applied, recorded in the audit ledger through `tandem serve`, and committed on `tandem/<slug>`
 //! with provenance trailers that point at the ledger entry.
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::Serve;
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use crate::support::{Serve, git, init_repo, url_encode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_edit_is_applied_recorded_and_committed_with_trailers() {
-    let upstream = tandem_testkit::spawn(tandem_testkit::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tokens_per_sec: 0.0,
-        default_tokens: 16,
-    })
-    .await
-    .unwrap();
-    let mut serve = Serve::start(
-        &format!(
-            "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n[telemetry]\nlog_format = \"json\"\n",
-            upstream.addr()
-        ),
-        &[],
-    )
-    .await;
+    let upstream = crate::support::upstream().await;
+    let mut serve = Serve::with_upstream(&upstream).await;
     let repo = tempfile::tempdir().unwrap();
     let root = repo.path();
-    git(root, &["init", "-q", "-b", "main"]);
-    git(root, &["config", "user.name", "Ada"]);
-    git(root, &["config", "user.email", "ada@example.com"]);
+    init_repo(root);
     std::fs::create_dir(root.join("src")).unwrap();
     let original = "pub fn answer() -> u32 {\n    41\n}\n\npub fn other() {}\n";
     std::fs::write(root.join("src/lib.rs"), original).unwrap();
@@ -166,21 +126,8 @@ async fn a_live_edit_is_applied_recorded_and_committed_with_trailers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupt_cancels_the_upstream_at_once_and_changes_nothing() {
-    let upstream = tandem_testkit::spawn(tandem_testkit::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tokens_per_sec: 0.0,
-        default_tokens: 16,
-    })
-    .await
-    .unwrap();
-    let serve = Serve::start(
-        &format!(
-            "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n[telemetry]\nlog_format = \"json\"\n",
-            upstream.addr()
-        ),
-        &[],
-    )
-    .await;
+    let upstream = crate::support::upstream().await;
+    let serve = Serve::with_upstream(&upstream).await;
     let repo = tempfile::tempdir().unwrap();
     let root = repo.path();
     git(root, &["init", "-q", "-b", "main"]);
@@ -247,26 +194,11 @@ async fn an_interrupt_cancels_the_upstream_at_once_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_steer_stops_the_answer_and_redirects_it() {
-    let upstream = tandem_testkit::spawn(tandem_testkit::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tokens_per_sec: 0.0,
-        default_tokens: 16,
-    })
-    .await
-    .unwrap();
-    let serve = Serve::start(
-        &format!(
-            "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n[telemetry]\nlog_format = \"json\"\n",
-            upstream.addr()
-        ),
-        &[],
-    )
-    .await;
+    let upstream = crate::support::upstream().await;
+    let serve = Serve::with_upstream(&upstream).await;
     let repo = tempfile::tempdir().unwrap();
     let root = repo.path();
-    git(root, &["init", "-q", "-b", "main"]);
-    git(root, &["config", "user.name", "Ada"]);
-    git(root, &["config", "user.email", "ada@example.com"]);
+    init_repo(root);
     std::fs::write(root.join("lib.rs"), "pub fn answer() -> u32 {\n    41\n}\n").unwrap();
     git(root, &["add", "."]);
     git(root, &["commit", "-q", "-m", "start"]);
@@ -337,26 +269,11 @@ async fn a_steer_stops_the_answer_and_redirects_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_that_fails_a_gate_is_not_kept() {
-    let upstream = tandem_testkit::spawn(tandem_testkit::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tokens_per_sec: 0.0,
-        default_tokens: 16,
-    })
-    .await
-    .unwrap();
-    let serve = Serve::start(
-        &format!(
-            "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n[telemetry]\nlog_format = \"json\"\n",
-            upstream.addr()
-        ),
-        &[],
-    )
-    .await;
+    let upstream = crate::support::upstream().await;
+    let serve = Serve::with_upstream(&upstream).await;
     let repo = tempfile::tempdir().unwrap();
     let root = repo.path();
-    git(root, &["init", "-q", "-b", "main"]);
-    git(root, &["config", "user.name", "Ada"]);
-    git(root, &["config", "user.email", "ada@example.com"]);
+    init_repo(root);
     let original = "pub fn answer() -> u32 {\n    41\n}\n";
     std::fs::write(root.join("lib.rs"), original).unwrap();
     std::fs::write(
@@ -399,26 +316,11 @@ async fn an_edit_that_fails_a_gate_is_not_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_the_router_sends_deep_is_handed_to_the_task_agent() {
-    let upstream = tandem_testkit::spawn(tandem_testkit::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tokens_per_sec: 0.0,
-        default_tokens: 16,
-    })
-    .await
-    .unwrap();
-    let serve = Serve::start(
-        &format!(
-            "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n[telemetry]\nlog_format = \"json\"\n",
-            upstream.addr()
-        ),
-        &[],
-    )
-    .await;
+    let upstream = crate::support::upstream().await;
+    let serve = Serve::with_upstream(&upstream).await;
     let repo = tempfile::tempdir().unwrap();
     let root = repo.path();
-    git(root, &["init", "-q", "-b", "main"]);
-    git(root, &["config", "user.name", "Ada"]);
-    git(root, &["config", "user.email", "ada@example.com"]);
+    init_repo(root);
     for name in ["a.rs", "b.rs", "c.rs"] {
         std::fs::write(root.join(name), "fn parse() {}\n").unwrap();
     }

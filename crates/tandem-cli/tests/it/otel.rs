@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message as _;
 use serde_json::{Value, json};
 
-use crate::support::{PATIENCE, Serve};
+use crate::support::{PATIENCE, Serve, upstream};
 
 /// Upstream model of the `live` tier: three tokens at 30 per second, so a stream lasts about 100 ms.
 const MODEL: &str = "scripted?tokens=3&rate=30";
@@ -173,16 +173,6 @@ log_format = "json"
         env,
     )
     .await
-}
-
-async fn upstream() -> tandem_testkit::Server {
-    tandem_testkit::spawn(tandem_testkit::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tokens_per_sec: 0.0,
-        default_tokens: 16,
-    })
-    .await
-    .unwrap()
 }
 
 /// POST a chat request; the request id and the body.

@@ -1,7 +1,6 @@
 //! `tandem pr`: the description from a tandem branch's commits and trailers, then the branch pushed
 //! to a local bare repository and the pull request opened on a Gitea-compatible fake forge.
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
@@ -9,20 +8,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::support::{git, init_repo};
 
 type Seen = Arc<Mutex<Vec<(String, String, Value)>>>;
 
@@ -64,9 +50,7 @@ async fn a_tandem_branch_becomes_a_pull_request_with_its_provenance() {
         dir.path(),
         &["init", "-q", "--bare", remote.to_str().unwrap()],
     );
-    git(&root, &["init", "-q", "-b", "main"]);
-    git(&root, &["config", "user.name", "Ada"]);
-    git(&root, &["config", "user.email", "ada@example.com"]);
+    init_repo(&root);
     git(
         &root,
         &["remote", "add", "origin", remote.to_str().unwrap()],

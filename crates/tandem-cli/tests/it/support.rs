@@ -118,3 +118,61 @@ impl Drop for Serve {
         }
     }
 }
+
+impl Serve {
+    /// `tandem serve` with one OpenAI-compatible provider, `tk`, on the test upstream.
+    pub async fn with_upstream(upstream: &tandem_testkit::Server) -> Serve {
+        Serve::start(
+            &format!(
+                "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n[telemetry]\nlog_format = \"json\"\n",
+                upstream.addr()
+            ),
+            &[],
+        )
+        .await
+    }
+}
+
+/// The test upstream at full speed.
+pub async fn upstream() -> tandem_testkit::Server {
+    tandem_testkit::spawn(tandem_testkit::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tokens_per_sec: 0.0,
+        default_tokens: 16,
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs git in `repo`; its standard output.
+pub fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A new repository on `main`, committing as Ada.
+pub fn init_repo(root: &Path) {
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["config", "user.name", "Ada"]);
+    git(root, &["config", "user.email", "ada@example.com"]);
+}
+
+/// Percent-encodes everything but unreserved characters (for `scripted?say=…` model strings).
+pub fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

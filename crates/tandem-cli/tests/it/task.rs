@@ -7,31 +7,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::support::Serve;
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use crate::support::{Serve, git, init_repo, url_encode};
 
 fn patch(from: &str, to: &str) -> String {
     format!(
@@ -41,26 +17,11 @@ fn patch(from: &str, to: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_runs_tools_in_the_sandbox_fails_a_gate_fixes_it_and_commits() {
-    let upstream = tandem_testkit::spawn(tandem_testkit::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tokens_per_sec: 0.0,
-        default_tokens: 16,
-    })
-    .await
-    .unwrap();
-    let serve = Serve::start(
-        &format!(
-            "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n[telemetry]\nlog_format = \"json\"\n",
-            upstream.addr()
-        ),
-        &[],
-    )
-    .await;
+    let upstream = crate::support::upstream().await;
+    let serve = Serve::with_upstream(&upstream).await;
     let repo = tempfile::tempdir().unwrap();
     let root = repo.path();
-    git(root, &["init", "-q", "-b", "main"]);
-    git(root, &["config", "user.name", "Ada"]);
-    git(root, &["config", "user.email", "ada@example.com"]);
+    init_repo(root);
     std::fs::write(root.join("notes.txt"), "status: broken\n").unwrap();
     std::fs::write(
         root.join("tandem.toml"),

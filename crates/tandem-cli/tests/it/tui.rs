@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::Serve;
+use crate::support::{Serve, git, init_repo, url_encode};
 
 struct Tmux {
     socket: String,
@@ -93,54 +93,15 @@ fn uuid_ish() -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
-fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 const BLOCK: &str = "lib.rs\n<<<<<<< SEARCH\n    41\n=======\n    42\n>>>>>>> REPLACE\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tui_shows_the_growing_diff_takes_a_steer_and_stops_on_esc_then_reviews_and_commits() {
-    let upstream = tandem_testkit::spawn(tandem_testkit::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tokens_per_sec: 0.0,
-        default_tokens: 16,
-    })
-    .await
-    .unwrap();
-    let serve = Serve::start(
-        &format!(
-            "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n[telemetry]\nlog_format = \"json\"\n",
-            upstream.addr()
-        ),
-        &[],
-    )
-    .await;
+    let upstream = crate::support::upstream().await;
+    let serve = Serve::with_upstream(&upstream).await;
     let repo = tempfile::tempdir().unwrap();
     let root = repo.path();
-    git(root, &["init", "-q", "-b", "main"]);
-    git(root, &["config", "user.name", "Ada"]);
-    git(root, &["config", "user.email", "ada@example.com"]);
+    init_repo(root);
     let original = "pub fn answer() -> u32 {\n    41\n}\n";
     std::fs::write(root.join("lib.rs"), original).unwrap();
     git(root, &["add", "."]);
