@@ -221,7 +221,8 @@ pub async fn run(
         if change.changed.is_empty() {
             return Err(Error::NoEdit);
         }
-        let edit_options = edit_options(options);
+        // A resumed task has no goal on the command line: the saved one names the branch.
+        let edit_options = edit_options(options, &session.goal);
         change.checks = crate::edit::run_gates(&edit_options, &change);
         let failures: Vec<String> = change
             .checks
@@ -282,10 +283,10 @@ pub async fn run(
     )))
 }
 
-fn edit_options(options: &TaskOptions) -> EditOptions {
+fn edit_options(options: &TaskOptions, goal: &str) -> EditOptions {
     EditOptions {
         repo: options.repo.clone(),
-        instruction: options.goal.clone(),
+        instruction: goal.to_owned(),
         files: Vec::new(),
         endpoint: options.endpoint.clone(),
         apply: true,

@@ -101,3 +101,65 @@ async fn a_task_runs_tools_in_the_sandbox_fails_a_gate_fixes_it_and_commits() {
         .count();
     assert_eq!(saved, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_cut_short_resumes_where_it_stopped() {
+    let upstream = crate::support::upstream().await;
+    let serve = Serve::with_upstream(&upstream).await;
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    init_repo(root);
+    std::fs::write(root.join("notes.txt"), "status: broken\n").unwrap();
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "start"]);
+    let turns = json!([
+        {"tool": "run", "args": {"command": "cat notes.txt"}},
+        {"tool": "apply_patch", "args": {"patch": patch("broken", "fixed")}},
+        {"tool": "finish", "args": {"summary": "resumed and fixed"}},
+    ]);
+    let model = format!("scripted?turns={}", url_encode(&turns.to_string()));
+    let task = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["task", "--server", &serve.base, "--model", &model])
+            .args(extra)
+            .current_dir(root)
+            .env_remove("TANDEM_API_KEY")
+            .output()
+            .unwrap()
+    };
+    // Two model calls only: the task stops before it finishes and says how to resume.
+    let first = task(&["--max-turns", "2", "fix the notes"]);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(1), "{stderr}");
+    let id = stderr
+        .split("tandem task --resume ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_alphanumeric()).next())
+        .unwrap_or_else(|| panic!("no resume hint in {stderr}"))
+        .to_owned();
+    assert_eq!(
+        std::fs::read_to_string(root.join("notes.txt")).unwrap(),
+        "status: fixed\n",
+        "its work so far stays"
+    );
+    let second = task(&["--resume", &id]);
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        second.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(stdout.contains("resumed and fixed"), "{stdout}");
+    // The resumed conversation carried on: the third call saw both earlier turns.
+    let requests = upstream.requests();
+    let last = requests.last().unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(
+        last >= 6,
+        "system, goal, two assistant turns and their tool results: {last}"
+    );
+    let message = git(root, &["log", "-1", "--format=%B", "tandem/fix-the-notes"]);
+    assert!(message.contains(&format!("Tandem-Task: {id}")), "{message}");
+}
