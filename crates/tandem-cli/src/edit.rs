@@ -37,13 +37,28 @@ pub struct EditArgs {
     /// Hand this to the deep agent (`tandem task`) instead.
     #[arg(long)]
     pub deep: bool,
+    /// Run the governed pipeline in this process (from `--config`, as `tandem serve` would)
+    /// instead of calling a running `tandem serve`.
+    #[arg(long)]
+    pub in_process: bool,
+    /// The configuration for `--in-process` (default: as for `tandem serve`).
+    #[arg(long, requires = "in_process")]
+    pub config: Option<PathBuf>,
     /// Never hand over to the deep agent, even when the pace router would.
     #[arg(long, conflicts_with = "deep")]
     pub no_escalate: bool,
 }
 
 /// Runs the edit; exit 1 when it fails.
-pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: EditArgs) -> anyhow::Result<ExitCode> {
+    if args.in_process {
+        let gateway = crate::inproc::InProcess::start(args.config.as_deref()).await?;
+        args.server = gateway.base_url.clone();
+        args.in_process = false;
+        let code = Box::pin(run(args)).await;
+        gateway.stop().await;
+        return code;
+    }
     let cwd = std::env::current_dir().context("finding the current directory")?;
     let repo = git_root(&cwd)?;
     let mut files = Vec::new();
@@ -74,6 +89,8 @@ pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
             args.model.clone()
         };
         return crate::task::run(crate::task::TaskArgs {
+            in_process: false,
+            config: None,
             goal: Some(format!(
                 "{}\n\nFiles: {}",
                 args.instruction,

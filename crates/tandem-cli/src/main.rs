@@ -3,6 +3,7 @@
 mod audit;
 mod dlp;
 mod edit;
+mod inproc;
 mod pr;
 mod task;
 mod telemetry;

@@ -32,10 +32,24 @@ pub struct TaskArgs {
     /// Most times a failed gate goes back to the model.
     #[arg(long, default_value_t = 3)]
     pub max_fix_rounds: usize,
+    /// Run the governed pipeline in this process instead of calling a running `tandem serve`.
+    #[arg(long)]
+    pub in_process: bool,
+    /// The configuration for `--in-process` (default: as for `tandem serve`).
+    #[arg(long, requires = "in_process")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 /// Runs the task; exit 1 when it fails, 130 when interrupted.
-pub async fn run(args: TaskArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: TaskArgs) -> anyhow::Result<ExitCode> {
+    if args.in_process {
+        let gateway = crate::inproc::InProcess::start(args.config.as_deref()).await?;
+        args.server = gateway.base_url.clone();
+        args.in_process = false;
+        let code = Box::pin(run(args)).await;
+        gateway.stop().await;
+        return code;
+    }
     let cwd = std::env::current_dir().context("finding the current directory")?;
     let repo = crate::edit::git_root(&cwd)?;
     let mut gates = crate::edit::gates(&repo)?;

@@ -365,3 +365,59 @@ async fn an_edit_the_router_sends_deep_is_handed_to_the_task_agent() {
     let message = git(root, &["log", "-1", "--format=%B", branch]);
     assert!(message.contains("with `tandem task`"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_can_run_the_governed_pipeline_in_process() {
+    let upstream = crate::support::upstream().await;
+    let state = tempfile::tempdir().unwrap();
+    let config = state.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nstate_dir = {:?}\n[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n",
+            state.path().join("state").display().to_string(),
+            upstream.addr()
+        ),
+    )
+    .unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    init_repo(root);
+    std::fs::write(root.join("lib.rs"), "pub fn answer() -> u32 {\n    41\n}\n").unwrap();
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "start"]);
+    let answer = "lib.rs\n<<<<<<< SEARCH\n    41\n=======\n    42\n>>>>>>> REPLACE\n";
+    let model = format!("scripted?say={}", url_encode(answer));
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["edit", "--yes", "--in-process", "--config"])
+        .arg(&config)
+        .args(["--model", &model, "make answer return 42", "lib.rs"])
+        .current_dir(root)
+        .env_remove("TANDEM_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("committed"), "{stdout}");
+    // The in-process gateway governed the call: its ledger holds the model call and the change.
+    let shown = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["audit", "show", "--json", "--dir"])
+        .arg(state.path().join("state/audit"))
+        .output()
+        .unwrap();
+    let kinds: Vec<String> = String::from_utf8(shown.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, vec!["request", "change"]);
+}
