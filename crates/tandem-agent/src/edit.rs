@@ -64,6 +64,9 @@ pub enum Progress<'a> {
     Malformed(&'a str),
     /// The person redirected the edit; the current model call was stopped.
     Steered(&'a str),
+    /// The edit blocks did not apply; the whole file is being asked for, with the original as
+    /// the predicted output.
+    Rewriting(&'a str),
 }
 
 /// A changed file.
@@ -104,13 +107,15 @@ struct Applier<'a> {
     current: BTreeMap<String, String>,
     parser: Parser,
     failure: Option<Error>,
+    /// Whether a bare fenced block is the whole new file (after asking for a rewrite).
+    rewrite: bool,
 }
 
 impl Applier<'_> {
-    fn parser(files: &[String]) -> Parser {
+    fn parser(files: &[String], rewrite: bool) -> Parser {
         Parser::new(ParserConfig {
             default_path: (files.len() == 1).then(|| files[0].clone()),
-            bare_fence_is_rewrite: false,
+            bare_fence_is_rewrite: rewrite,
         })
     }
 
@@ -121,13 +126,13 @@ impl Applier<'_> {
 
     /// The end of an answer: the last block, if complete.
     fn finish(&mut self, progress: &mut dyn FnMut(Progress<'_>)) {
-        let parser = std::mem::replace(&mut self.parser, Applier::parser(self.files));
+        let parser = std::mem::replace(&mut self.parser, Applier::parser(self.files, self.rewrite));
         self.apply(parser.finish(), progress);
     }
 
     /// A steer cut the answer short: its unfinished block is dropped.
     fn restart(&mut self) {
-        self.parser = Applier::parser(self.files);
+        self.parser = Applier::parser(self.files, self.rewrite);
     }
 
     fn apply(&mut self, events: Vec<Event>, progress: &mut dyn FnMut(Progress<'_>)) {
@@ -202,8 +207,9 @@ pub async fn run(
     let mut applier = Applier {
         files: &options.files,
         current: originals.clone(),
-        parser: Applier::parser(&options.files),
+        parser: Applier::parser(&options.files, false),
         failure: None,
+        rewrite: false,
     };
     let answer = loop {
         let mut partial = String::new();
@@ -232,9 +238,33 @@ pub async fn run(
             }
         }
     };
-    if let Some(err) = applier.failure.take() {
-        return Err(err);
-    }
+    // Fallback: edit blocks that do not apply become a whole-file rewrite, with the original
+    // file as the predicted output (upstream, speculative decoding turns most of it into
+    // verification rather than generation).
+    let answer = match (applier.failure.take(), options.files.as_slice()) {
+        (Some(Error::Apply(err)), [path]) => {
+            progress(Progress::Rewriting(path));
+            let original = originals[path].clone();
+            messages.extend(prompt::rewrite(&answer.text, path, &err.to_string()));
+            applier.current = originals.clone();
+            applier.rewrite = true;
+            applier.restart();
+            let on_text = |text: &str| {
+                progress(Progress::Text(text));
+                applier.push(text, &mut progress);
+            };
+            let answer =
+                model::stream_predicted(&options.endpoint, messages, Some(&original), on_text)
+                    .await?;
+            applier.finish(&mut progress);
+            if let Some(err) = applier.failure.take() {
+                return Err(err);
+            }
+            answer
+        }
+        (Some(err), _) => return Err(err),
+        (None, _) => answer,
+    };
     let current = applier.current;
     let changed: Vec<Changed> = current
         .iter()

@@ -46,6 +46,19 @@ pub fn steer(partial: &str, instruction: &str) -> Vec<Value> {
     out
 }
 
+/// The messages that ask for the whole file after edit blocks failed to apply.
+pub fn rewrite(answer: &str, path: &str, error: &str) -> Vec<Value> {
+    vec![
+        json!({"role": "assistant", "content": answer}),
+        json!({
+            "role": "user",
+            "content": format!(
+                "Those edits did not apply ({error}). Answer instead with the complete new content of {path} in one fenced code block, and nothing else."
+            ),
+        }),
+    ]
+}
+
 /// The whole file when small; otherwise the lines around those that mention a word of the
 /// instruction (with `…` between regions), or the file's start when nothing matches.
 pub fn region(instruction: &str, content: &str) -> String {

@@ -137,6 +137,12 @@ pub async fn run(mut args: EditArgs) -> anyhow::Result<ExitCode> {
             Progress::Malformed(message) => {
                 tracing::warn!("the model's edit block is malformed: {message}")
             }
+            Progress::Rewriting(path) => {
+                let _ = writeln!(
+                    out,
+                    "the edit did not apply; asking for the whole of {path}"
+                );
+            }
             Progress::Steered(steer) => {
                 let first = steer.lines().next().unwrap_or_default();
                 let _ = writeln!(out, "steered: {first}");

@@ -68,6 +68,9 @@ async fn drive(
                 Progress::Text(t) => Msg::Text(t.to_owned()),
                 Progress::Edit { diff, .. } => Msg::Edit(diff.to_owned()),
                 Progress::Steered(s) => Msg::Steered(s.to_owned()),
+                Progress::Rewriting(path) => {
+                    Msg::Malformed(format!("the edit did not apply; rewriting {path} whole"))
+                }
                 Progress::Malformed(m) => Msg::Malformed(m.to_owned()),
             });
         })

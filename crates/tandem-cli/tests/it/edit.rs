@@ -421,3 +421,55 @@ async fn an_edit_can_run_the_governed_pipeline_in_process() {
         .collect();
     assert_eq!(kinds, vec!["request", "change"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_blocks_that_do_not_apply_fall_back_to_a_predicted_whole_file_rewrite() {
+    let upstream = crate::support::upstream().await;
+    let serve = Serve::with_upstream(&upstream).await;
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    init_repo(root);
+    let original = "pub fn answer() -> u32 {\n    41\n}\n";
+    std::fs::write(root.join("lib.rs"), original).unwrap();
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "start"]);
+    let turns = serde_json::json!([
+        {"say": "lib.rs\n<<<<<<< SEARCH\n    40\n=======\n    42\n>>>>>>> REPLACE\n"},
+        {"say": "lib.rs\n```rust\npub fn answer() -> u32 {\n    42\n}\n```\n"},
+    ]);
+    let model = format!("scripted?turns={}", url_encode(&turns.to_string()));
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "edit",
+            "--yes",
+            "--server",
+            &serve.base,
+            "--model",
+            &model,
+            "make answer return 42",
+            "lib.rs",
+        ])
+        .current_dir(root)
+        .env_remove("TANDEM_API_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("asking for the whole of lib.rs"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("lib.rs")).unwrap(),
+        original.replace("41", "42")
+    );
+    // The rewrite request carried the original file as its predicted output.
+    let requests = upstream.requests();
+    let rewrite = requests.last().unwrap();
+    assert_eq!(rewrite["prediction"]["type"], "content");
+    assert_eq!(rewrite["prediction"]["content"], original);
+}
