@@ -73,20 +73,33 @@ pub async fn run(mut args: TaskArgs) -> anyhow::Result<ExitCode> {
         max_fix_rounds: args.max_fix_rounds,
         resume: args.resume.clone(),
     };
-    let mut err = std::io::stderr().lock();
+    // At a terminal an indicatif spinner shows the step in progress above the finished steps;
+    // otherwise (CI, pipes) each step is one plain line.
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar.set_message("planning…");
+        bar
+    });
+    let line = |text: String| match &bar {
+        Some(bar) => bar.println(text),
+        None => {
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+        }
+    };
     let task = tandem_agent::task::run(&options, |p| {
-        let _ = match p {
-            TaskProgress::Say(text) => {
-                writeln!(err, "· {}", text.lines().next().unwrap_or_default())
-            }
-            TaskProgress::Tool { name, args, result } => {
-                writeln!(err, "→ {name} {args}  ⇒ {result}")
-            }
-            TaskProgress::Gates { passed: true, .. } => writeln!(err, "✓ gates passed"),
+        let text = match p {
+            TaskProgress::Say(text) => format!("· {}", text.lines().next().unwrap_or_default()),
+            TaskProgress::Tool { name, args, result } => format!("→ {name} {args}  ⇒ {result}"),
+            TaskProgress::Gates { passed: true, .. } => "✓ gates passed".to_owned(),
             TaskProgress::Gates { failures, .. } => {
-                writeln!(err, "✗ gates failed: {}", failures.join("; "))
+                format!("✗ gates failed: {}", failures.join("; "))
             }
         };
+        if let Some(bar) = &bar {
+            bar.set_message(text.chars().take(60).collect::<String>());
+        }
+        line(text);
     });
     let outcome = tokio::select! {
         outcome = task => outcome,
@@ -95,6 +108,9 @@ pub async fn run(mut args: TaskArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(130));
         }
     };
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     match outcome {
         Ok(done) => {
             let mut out = std::io::stdout().lock();
