@@ -33,6 +33,7 @@ async fn fake_forge(seen: Seen) -> String {
             "/api/v1/repos/{owner}/{repo}/pulls",
             axum::routing::post(pulls),
         )
+        .route("/repos/{owner}/{repo}/pulls", axum::routing::post(pulls))
         .with_state(seen);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -96,8 +97,8 @@ async fn a_tandem_branch_becomes_a_pull_request_with_its_provenance() {
         "trailers become the table: {text}"
     );
 
-    let seen: Seen = Arc::default();
-    let api = fake_forge(Arc::clone(&seen)).await;
+    let seen_all: Seen = Arc::default();
+    let api = fake_forge(Arc::clone(&seen_all)).await;
     let opened = tokio::process::Command::new(tandem)
         .args([
             "pr",
@@ -124,7 +125,7 @@ async fn a_tandem_branch_becomes_a_pull_request_with_its_provenance() {
         text.contains("opened http://forge.test/acme/tool/pulls/7"),
         "{text}"
     );
-    let seen = seen.lock().unwrap().clone();
+    let seen = seen_all.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
     let (path, auth, body) = &seen[0];
     assert_eq!(path, "/api/v1/repos/acme/tool/pulls");
@@ -141,4 +142,42 @@ async fn a_tandem_branch_becomes_a_pull_request_with_its_provenance() {
             .trim()
             .is_empty()
     );
+
+    // GitHub's API: no `/api/v1`, a bearer token, owner and name from the remote's URL.
+    git(
+        &root,
+        &[
+            "remote",
+            "add",
+            "github",
+            "https://github.com/acme/tool.git",
+        ],
+    );
+    git(
+        &root,
+        &["config", "remote.github.pushurl", remote.to_str().unwrap()],
+    );
+    let github = api.trim_end_matches("/api/v1").to_owned();
+    let opened = tokio::process::Command::new(tandem)
+        .args([
+            "pr",
+            "tandem/make-it-42",
+            "--remote",
+            "github",
+            "--api",
+            &github,
+        ])
+        .env("TANDEM_FORGE_TOKEN", "ghtoken")
+        .current_dir(&root)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        opened.status.success(),
+        "{}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    let (path, auth, _) = seen_all.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(path, "/repos/acme/tool/pulls");
+    assert_eq!(auth, "Bearer ghtoken");
 }
