@@ -52,12 +52,13 @@ pub struct EditArgs {
 /// Runs the edit; exit 1 when it fails.
 pub async fn run(mut args: EditArgs) -> anyhow::Result<ExitCode> {
     if args.in_process {
-        let gateway = crate::inproc::InProcess::start(args.config.as_deref()).await?;
-        args.server = gateway.base_url.clone();
         args.in_process = false;
-        let code = Box::pin(run(args)).await;
-        gateway.stop().await;
-        return code;
+        let config = args.config.take();
+        return crate::inproc::InProcess::around(config.as_deref(), |server| {
+            args.server = server;
+            Box::pin(run(args))
+        })
+        .await;
     }
     let cwd = std::env::current_dir().context("finding the current directory")?;
     let repo = git_root(&cwd)?;
@@ -105,7 +106,7 @@ pub async fn run(mut args: EditArgs) -> anyhow::Result<ExitCode> {
         })
         .await;
     }
-    let gates = gates(&repo)?;
+    let gates = gates(&repo, false)?;
     let options = EditOptions {
         gates: Some(gates),
         repo: repo.clone(),
@@ -181,15 +182,14 @@ pub async fn run(mut args: EditArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The project's gates (`tandem.toml` at the repository root, else the defaults), with commands
-/// run in a sandbox of the repository through `tandem __sandbox`.
-pub(crate) fn gates(repo: &Path) -> anyhow::Result<tandem_agent::edit::Gates> {
+/// run in a sandbox of the repository through `tandem __sandbox`; the command gates run when
+/// `[gates] task` (for a task) or `[gates] live` (for an edit) says so.
+pub(crate) fn gates(repo: &Path, task: bool) -> anyhow::Result<tandem_agent::edit::Gates> {
     let file = repo.join("tandem.toml");
-    let settings = tandem_config::load_gates(file.exists().then_some(file.as_path()))
+    let project = tandem_config::load_project(file.exists().then_some(file.as_path()))
         .context("loading the project's tandem.toml")?;
     let me = std::env::current_exe().context("finding the tandem binary")?;
-    let allowed = tandem_config::load_sandbox(file.exists().then_some(file.as_path()))
-        .context("loading the project's [sandbox]")?
-        .allow_domains;
+    let allowed = project.sandbox.allow_domains;
     let mut policy = tandem_sandbox::Policy::new(repo);
     if !allowed.is_empty() {
         policy.network = tandem_sandbox::Network::Allowlist { domains: allowed };
@@ -197,9 +197,10 @@ pub(crate) fn gates(repo: &Path) -> anyhow::Result<tandem_agent::edit::Gates> {
     let sandbox = tandem_sandbox::Sandbox::new(policy, me)
         .context("preparing the sandbox for gate commands")?
         .with_helper_prefix(&["__sandbox"]);
+    let settings = project.gates;
     Ok(tandem_agent::edit::Gates {
+        commands: if task { settings.task } else { settings.live },
         config: settings.gates,
-        commands: settings.live,
         sandbox: std::sync::Arc::new(sandbox),
     })
 }

@@ -14,7 +14,7 @@ pub struct InProcess {
 
 impl InProcess {
     /// Builds the gateway from `config` (as `tandem serve` would) on `127.0.0.1:0`.
-    pub async fn start(config: Option<&std::path::Path>) -> anyhow::Result<InProcess> {
+    async fn start(config: Option<&std::path::Path>) -> anyhow::Result<InProcess> {
         let env = |name: &str| std::env::var(name).ok();
         let config = tandem_config::load(config, &env).context("loading configuration")?;
         let state = tandem_gateway::AppState::from_config(&config)
@@ -39,8 +39,23 @@ impl InProcess {
         })
     }
 
+    /// Runs `command` against a gateway started for it from `config`, then stops the gateway.
+    pub async fn around<F, Fut, T>(
+        config: Option<&std::path::Path>,
+        command: F,
+    ) -> anyhow::Result<T>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        let gateway = InProcess::start(config).await?;
+        let result = command(gateway.base_url.clone()).await;
+        gateway.stop().await;
+        result
+    }
+
     /// Stops the gateway and waits until its records are flushed.
-    pub async fn stop(mut self) {
+    async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -43,23 +43,17 @@ pub struct TaskArgs {
 /// Runs the task; exit 1 when it fails, 130 when interrupted.
 pub async fn run(mut args: TaskArgs) -> anyhow::Result<ExitCode> {
     if args.in_process {
-        let gateway = crate::inproc::InProcess::start(args.config.as_deref()).await?;
-        args.server = gateway.base_url.clone();
         args.in_process = false;
-        let code = Box::pin(run(args)).await;
-        gateway.stop().await;
-        return code;
+        let config = args.config.take();
+        return crate::inproc::InProcess::around(config.as_deref(), |server| {
+            args.server = server;
+            Box::pin(run(args))
+        })
+        .await;
     }
     let cwd = std::env::current_dir().context("finding the current directory")?;
     let repo = crate::edit::git_root(&cwd)?;
-    let mut gates = crate::edit::gates(&repo)?;
-    // Tasks run the command gates whatever `live` says (`[gates] task`, on by default).
-    let settings = tandem_config::load_gates(
-        Some(&repo.join("tandem.toml"))
-            .filter(|p| p.exists())
-            .map(|p| p.as_path()),
-    )?;
-    gates.commands = settings.task;
+    let gates = crate::edit::gates(&repo, true)?;
     let options = TaskOptions {
         repo,
         goal: args.goal.clone().unwrap_or_default(),

@@ -221,6 +221,15 @@ pub struct GatesSettings {
     pub gates: tandem_gates::GatesConfig,
 }
 
+/// The sections of a project's `tandem.toml` that the agent reads ([`load_project`]).
+#[derive(Clone, Debug)]
+pub struct ProjectSettings {
+    /// `[gates]`.
+    pub gates: GatesSettings,
+    /// `[sandbox]`.
+    pub sandbox: SandboxSettings,
+}
+
 /// What the agent's sandboxed commands may reach (`[sandbox]` of a project's `tandem.toml`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SandboxSettings {
@@ -477,10 +486,11 @@ pub fn load(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Re
     }
 }
 
-/// The agent's view of a project's `tandem.toml`: its `[gates]`, with the DLP gate built from its
-/// `[dlp]`. Other sections are checked for syntax only, so a project file needs no `[[providers]]`.
-/// Without a file, the defaults.
-pub fn load_gates(path: Option<&Path>) -> Result<GatesSettings> {
+/// The agent's view of a project's `tandem.toml`: its `[gates]` (with the DLP gate built from its
+/// `[dlp]`) and its `[sandbox]`. Other sections are checked for syntax only, so a project file
+/// needs no `[[providers]]`. Without a file, the defaults. Sandbox domain patterns are checked
+/// when the sandbox is built.
+pub fn load_project(path: Option<&Path>) -> Result<ProjectSettings> {
     let (raw, source) = read_project(path)?;
     let invalid = |message: String| Error::Invalid {
         source_name: source_name(&source),
@@ -491,15 +501,11 @@ pub fn load_gates(path: Option<&Path>) -> Result<GatesSettings> {
         Source::Embedded => PathBuf::new(),
     };
     let dlp = parse_dlp(raw.dlp, &base_dir, &invalid)?;
-    parse_gates(raw.gates.unwrap_or_default(), &dlp, &invalid)
-}
-
-/// The `[sandbox]` of a project's `tandem.toml` (defaults without a file). Domain patterns are
-/// checked when the sandbox is built.
-pub fn load_sandbox(path: Option<&Path>) -> Result<SandboxSettings> {
-    let (raw, _) = read_project(path)?;
-    Ok(SandboxSettings {
-        allow_domains: raw.sandbox.map(|s| s.allow_domains).unwrap_or_default(),
+    Ok(ProjectSettings {
+        gates: parse_gates(raw.gates.unwrap_or_default(), &dlp, &invalid)?,
+        sandbox: SandboxSettings {
+            allow_domains: raw.sandbox.map(|s| s.allow_domains).unwrap_or_default(),
+        },
     })
 }
 

@@ -325,14 +325,14 @@ fn a_project_file_with_only_gates_gives_the_agent_its_gates() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tandem.toml");
     std::fs::write(&path, "[gates]\nlive = true\ntest = \"cargo test\"\n").unwrap();
-    let gates = crate::load_gates(Some(&path)).unwrap();
+    let gates = crate::load_project(Some(&path)).unwrap().gates;
     assert!(gates.live);
     assert_eq!(gates.gates.test.as_deref(), Some("cargo test"));
     assert!(gates.gates.dlp.is_some(), "the DLP gate is on by default");
-    let defaults = crate::load_gates(None).unwrap();
+    let defaults = crate::load_project(None).unwrap().gates;
     assert!(!defaults.live && defaults.gates.test.is_none());
     std::fs::write(&path, "[gates]\nlive = 3\n").unwrap();
-    assert!(crate::load_gates(Some(&path)).is_err());
+    assert!(crate::load_project(Some(&path)).is_err());
 }
 
 #[test]
@@ -344,12 +344,18 @@ fn a_project_sandbox_section_lists_allowed_domains() {
         "[sandbox]\nallow_domains = [\"registry.npmjs.org\", \"*.crates.io\"]\n",
     )
     .unwrap();
-    let sandbox = crate::load_sandbox(Some(&path)).unwrap();
+    let sandbox = crate::load_project(Some(&path)).unwrap().sandbox;
     assert_eq!(
         sandbox.allow_domains,
         vec!["registry.npmjs.org", "*.crates.io"]
     );
-    assert!(crate::load_sandbox(None).unwrap().allow_domains.is_empty());
+    assert!(
+        crate::load_project(None)
+            .unwrap()
+            .sandbox
+            .allow_domains
+            .is_empty()
+    );
     std::fs::write(&path, "[sandbox]\nallow = []\n").unwrap();
-    assert!(crate::load_sandbox(Some(&path)).is_err());
+    assert!(crate::load_project(Some(&path)).is_err());
 }

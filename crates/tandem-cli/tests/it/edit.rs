@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Serve, git, init_repo, url_encode};
+use crate::support::{Serve, commit_all, git, init_repo, url_encode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_edit_is_applied_recorded_and_committed_with_trailers() {
@@ -24,8 +24,7 @@ async fn a_live_edit_is_applied_recorded_and_committed_with_trailers() {
         "[gates]\nlive = true\ntest = \"grep -q 42 src/lib.rs\"\n",
     )
     .unwrap();
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", "start"]);
+    commit_all(root);
     let head = git(root, &["rev-parse", "HEAD"]);
 
     let answer = "src/lib.rs\n<<<<<<< SEARCH\npub fn answer() -> u32 {\n    41\n=======\npub fn answer() -> u32 {\n    42\n>>>>>>> REPLACE\n";
@@ -200,8 +199,7 @@ async fn a_steer_stops_the_answer_and_redirects_it() {
     let root = repo.path();
     init_repo(root);
     std::fs::write(root.join("lib.rs"), "pub fn answer() -> u32 {\n    41\n}\n").unwrap();
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", "start"]);
+    commit_all(root);
     // The scripted model echoes the last user message, slowly: the first answer is the prompt
     // itself (no edit), the answer after the steer is the steer, which carries the edit.
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -281,8 +279,7 @@ async fn an_edit_that_fails_a_gate_is_not_kept() {
         "[gates]\nlive = true\ntest = \"! grep -q 'todo!' lib.rs\"\n",
     )
     .unwrap();
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", "start"]);
+    commit_all(root);
     let answer = "lib.rs\n<<<<<<< SEARCH\n    41\n=======\n    todo!()\n>>>>>>> REPLACE\n";
     let model = format!("scripted?say={}", url_encode(answer));
     let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -324,8 +321,7 @@ async fn an_edit_the_router_sends_deep_is_handed_to_the_task_agent() {
     for name in ["a.rs", "b.rs", "c.rs"] {
         std::fs::write(root.join(name), "fn parse() {}\n").unwrap();
     }
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", "start"]);
+    commit_all(root);
     let patch = "*** Begin Patch\n*** Update File: a.rs\n@@\n-fn parse() {}\n+fn parse_all() {}\n*** End Patch\n";
     let turns = serde_json::json!([
         {"tool": "apply_patch", "args": {"patch": patch}},
@@ -384,8 +380,7 @@ async fn an_edit_can_run_the_governed_pipeline_in_process() {
     let root = repo.path();
     init_repo(root);
     std::fs::write(root.join("lib.rs"), "pub fn answer() -> u32 {\n    41\n}\n").unwrap();
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", "start"]);
+    commit_all(root);
     let answer = "lib.rs\n<<<<<<< SEARCH\n    41\n=======\n    42\n>>>>>>> REPLACE\n";
     let model = format!("scripted?say={}", url_encode(answer));
     let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -431,8 +426,7 @@ async fn edit_blocks_that_do_not_apply_fall_back_to_a_predicted_whole_file_rewri
     init_repo(root);
     let original = "pub fn answer() -> u32 {\n    41\n}\n";
     std::fs::write(root.join("lib.rs"), original).unwrap();
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", "start"]);
+    commit_all(root);
     let turns = serde_json::json!([
         {"say": "lib.rs\n<<<<<<< SEARCH\n    40\n=======\n    42\n>>>>>>> REPLACE\n"},
         {"say": "lib.rs\n```rust\npub fn answer() -> u32 {\n    42\n}\n```\n"},

@@ -167,6 +167,12 @@ pub fn init_repo(root: &Path) {
     git(root, &["config", "user.email", "ada@example.com"]);
 }
 
+/// Commits everything in the work tree as `start`.
+pub fn commit_all(root: &Path) {
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "start"]);
+}
+
 /// Percent-encodes everything but unreserved characters (for `scripted?say=…` model strings).
 pub fn url_encode(text: &str) -> String {
     text.bytes()

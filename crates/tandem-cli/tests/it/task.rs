@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::support::{Serve, git, init_repo, url_encode};
+use crate::support::{Serve, commit_all, git, init_repo, url_encode};
 
 fn patch(from: &str, to: &str) -> String {
     format!(
@@ -28,8 +28,7 @@ async fn a_task_runs_tools_in_the_sandbox_fails_a_gate_fixes_it_and_commits() {
         "[gates]\ntest = \"grep -q 'status: fixed' notes.txt\"\n",
     )
     .unwrap();
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", "start"]);
+    commit_all(root);
     let turns = json!([
         {"tool": "run", "args": {"command": "cat notes.txt; echo escape > /etc/tandem-task-escape || echo sandboxed"}},
         {"tool": "apply_patch", "args": {"patch": patch("broken", "half")}},
@@ -110,8 +109,7 @@ async fn a_task_cut_short_resumes_where_it_stopped() {
     let root = repo.path();
     init_repo(root);
     std::fs::write(root.join("notes.txt"), "status: broken\n").unwrap();
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", "start"]);
+    commit_all(root);
     let turns = json!([
         {"tool": "run", "args": {"command": "cat notes.txt"}},
         {"tool": "apply_patch", "args": {"patch": patch("broken", "fixed")}},

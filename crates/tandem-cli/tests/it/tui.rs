@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Serve, git, init_repo, url_encode};
+use crate::support::{Serve, commit_all, init_repo, url_encode};
 
 struct Tmux {
     socket: String,
@@ -104,8 +104,7 @@ async fn the_tui_shows_the_growing_diff_takes_a_steer_and_stops_on_esc_then_revi
     init_repo(root);
     let original = "pub fn answer() -> u32 {\n    41\n}\n";
     std::fs::write(root.join("lib.rs"), original).unwrap();
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", "start"]);
+    commit_all(root);
     let tandem = env!("CARGO_BIN_EXE_tandem");
 
     // 1. A slow answer: the edit block first, then a long tail the model is still streaming.
