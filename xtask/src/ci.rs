@@ -31,7 +31,7 @@ const STEPS: &[Step] = &[
     },
     Step {
         name: "clippy",
-        what: "cargo clippy --workspace --all-targets -- -D warnings",
+        what: "cargo clippy --workspace --all-targets -- -D warnings, and tandem-local with its candle engine",
     },
     Step {
         name: "deny",
@@ -43,7 +43,8 @@ const STEPS: &[Step] = &[
     },
     Step {
         name: "test",
-        what: "tandem models install smollm2-135m (the local tier's test model), cargo nextest run --workspace",
+        what: "tandem models install smollm2-135m (the local tier's test model), cargo nextest run --workspace, \
+               and tandem-local's tests with its candle engine",
     },
     Step {
         name: "fuzz",
@@ -107,14 +108,27 @@ fn run_step(root: &Path, name: &str) -> Result<()> {
                 "fuzz/Cargo.toml",
             ]))
         }
-        "clippy" => cmd::run(&mut cmd::cargo([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ])),
+        "clippy" => {
+            cmd::run(&mut cmd::cargo([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))?;
+            cmd::run(&mut cmd::cargo([
+                "clippy",
+                "-p",
+                "tandem-local",
+                "--all-targets",
+                "--features",
+                "candle",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        }
         // No `advisories`: its database is fetched from GitHub, which is unreachable here.
         "deny" => cmd::run(&mut cmd::cargo([
             "deny",
@@ -148,13 +162,22 @@ fn unit_tests() -> Result<()> {
             .env("TANDEM_MODELS_DIR", &models),
         )?;
     }
-    let mut tests = if setup::nextest_version().is_some() {
-        cmd::cargo(["nextest", "run", "--workspace"])
+    let runner: &[&str] = if setup::nextest_version().is_some() {
+        &["nextest", "run"]
     } else {
         eprintln!("cargo-nextest is missing, falling back to `cargo test`");
-        cmd::cargo(["test", "--workspace"])
+        &["test"]
     };
-    cmd::run(tests.env("TANDEM_MODELS_DIR", &models))
+    let mut tests = cmd::cargo(runner.iter().chain(&["--workspace"]));
+    cmd::run(tests.env("TANDEM_MODELS_DIR", &models))?;
+    // The optional pure-Rust engine, which the workspace build leaves out.
+    let mut candle =
+        cmd::cargo(
+            runner
+                .iter()
+                .chain(&["-p", "tandem-local", "--features", "candle"]),
+        );
+    cmd::run(candle.env("TANDEM_MODELS_DIR", &models))
 }
 
 /// Builds `tandem` and runs the Python client tests against it.

@@ -6,7 +6,10 @@
 //! bottom, so of several matches in the reference it takes the first one at or after the place the last
 //! accepted draft came from (an anchor), not the last one in the file. After a fully accepted draft it keeps
 //! a cursor into the same place, so a long copied stretch costs no search at all. The draft length `k`
-//! adapts: it doubles while drafts are accepted in full and falls back after a miss.
+//! adapts: it doubles while drafts are accepted in full and falls back after a miss. After a miss the answer
+//! has left the reference (an edit, or a change of layout), so the next draft waits for the longest n-gram
+//! to match again: on a CPU a verify pass of k tokens costs about half a step per token, and a draft made
+//! from a short, chance match is mostly wasted.
 
 /// How drafts are made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +54,8 @@ pub struct Drafter {
     anchor: usize,
     /// Length of the last draft, to place the anchor after a miss.
     last_len: usize,
+    /// The last draft missed: only the longest n-gram may start the next one.
+    missed: bool,
 }
 
 impl Drafter {
@@ -69,6 +74,7 @@ impl Drafter {
             cursor: None,
             anchor: 0,
             last_len: 0,
+            missed: false,
         }
     }
 
@@ -111,7 +117,12 @@ impl Drafter {
         }
         self.cursor = None;
         let max_n = self.settings.ngram_max.min(context.len());
-        for n in (self.settings.ngram_min..=max_n).rev() {
+        let min_n = if self.missed {
+            self.settings.ngram_max
+        } else {
+            self.settings.ngram_min
+        };
+        for n in (min_n..=max_n).rev() {
             let tail = &context[context.len() - n..];
             if let Some(at) = find_near(reference, tail, self.anchor) {
                 let end = (at + k).min(reference.len());
@@ -136,6 +147,7 @@ impl Drafter {
         if let Some(Cursor::Reference(end)) = self.cursor {
             self.anchor = end - self.last_len.saturating_sub(accepted);
         }
+        self.missed = accepted < drafted;
         if accepted == drafted {
             self.k = (self.k * 2).min(self.settings.k_max);
         } else {

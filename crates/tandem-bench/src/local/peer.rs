@@ -147,10 +147,13 @@ pub(super) fn measure(
             })
             .context("llama-bench printed no such row")
     };
-    let version = rows
-        .first()
-        .map(|r| format!("llama.cpp b{} {}", r.build_number, r.build_commit))
-        .unwrap_or_default();
+    // A build from the source package has no git metadata: name the package instead.
+    let version = match rows.first() {
+        Some(r) if r.build_number > 0 => {
+            format!("llama.cpp b{} {}", r.build_number, r.build_commit)
+        }
+        _ => format!("llama.cpp from {SDIST}"),
+    };
     Ok((find(true)?, find(false)?, version))
 }
 
