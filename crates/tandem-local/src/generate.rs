@@ -31,7 +31,13 @@ pub trait Forward {
     }
     /// The context window in tokens.
     fn context_size(&self) -> usize;
+    /// A check made between chunks of a long evaluation (a prefill): when it returns true, the evaluation
+    /// stops with [`crate::Error::Cancelled`].
+    fn set_cancel(&mut self, _cancel: Option<Cancel>) {}
 }
+
+/// Whether the work should stop (the client went away).
+pub type Cancel = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// A loaded model, whatever the engine: its tokenizer, chat template and contexts.
 pub trait Backend {

@@ -258,7 +258,12 @@ fn worker(
     };
     let context = engine.context_size();
     let _ = ready.send(Ok((model.name().to_owned(), context)));
-    let mut cached: Vec<u32> = Vec::new();
+    let mut loaded = Loaded {
+        model: model.as_ref(),
+        template: &template,
+        engine: engine.as_mut(),
+        cached: Vec::new(),
+    };
     let mut counter = 0u64;
     while let Ok(job) = jobs.recv() {
         counters.queued.fetch_sub(1, Ordering::SeqCst);
@@ -267,20 +272,14 @@ fn worker(
         }
         counter += 1;
         let id = format!("local-{}-{counter}", std::process::id());
-        let result = answer(
-            &config,
-            model.as_ref(),
-            &template,
-            engine.as_mut(),
-            &mut cached,
-            &job,
-            &id,
-            &counters.generated,
-        );
+        let result = answer(&config, &mut loaded, &job, &id, &counters.generated);
+        loaded.engine.set_cancel(None);
         if let Err(err) = result {
-            tracing::warn!(provider = %config.name, error = %err, "local model request failed");
+            if !matches!(err, Error::Cancelled) {
+                tracing::warn!(provider = %config.name, error = %err, "local model request failed");
+            }
             // Whatever the cache holds is no longer known.
-            cached.clear();
+            loaded.cached.clear();
             let err = match err {
                 Error::ContextFull { .. } | Error::Template(_) => tandem_providers::Error::Status {
                     provider: config.name.clone(),
@@ -310,17 +309,30 @@ fn load(config: &LocalConfig) -> Result<Box<dyn Backend>> {
     }
 }
 
+/// What the worker holds between requests: the model, its template, its one context, and the tokens that
+/// context's cache holds.
+struct Loaded<'m> {
+    model: &'m dyn Backend,
+    template: &'m Template,
+    engine: &'m mut dyn Forward,
+    cached: Vec<u32>,
+}
+
 /// Answer one request, streaming its events.
 fn answer(
     config: &LocalConfig,
-    model: &dyn Backend,
-    template: &Template,
-    engine: &mut dyn Forward,
-    cached: &mut Vec<u32>,
+    loaded: &mut Loaded<'_>,
     job: &Job,
     id: &str,
     generated_total: &AtomicU64,
 ) -> Result<()> {
+    let Loaded {
+        model,
+        template,
+        engine,
+        cached,
+    } = loaded;
+    let (model, template) = (*model, *template);
     let req = &job.request;
     let send = |event: StreamEvent| job.events.blocking_send(Ok(event)).is_ok();
     if !send(StreamEvent::Start {
@@ -344,6 +356,8 @@ fn answer(
             context,
         });
     }
+    let events = job.events.clone();
+    engine.set_cancel(Some(std::sync::Arc::new(move || events.is_closed())));
     let reference = prediction(req)
         .map(|text| model.tokenize(&text))
         .unwrap_or_default();
@@ -384,7 +398,7 @@ fn answer(
         true
     };
     let (stop, stats) = generate(
-        engine,
+        &mut **engine,
         &prompt,
         reused,
         &reference,

