@@ -72,7 +72,8 @@ async fn serve_answers_from_a_local_model_through_every_api() {
         "{answer}"
     );
 
-    // Responses, streamed: Codex CLI's shape, ending with response.completed and its usage.
+    // Responses, streamed: Codex CLI's shape, ending with its usage in response.completed, or in
+    // response.incomplete when the token limit cut the answer.
     let (status, _, body) = post(
         &base,
         "/v1/responses",
@@ -86,7 +87,11 @@ async fn serve_answers_from_a_local_model_through_every_api() {
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .find(|e| e["type"] == "response.completed")
+        .find(|e| {
+            e["type"] == "response.completed"
+                || (e["type"] == "response.incomplete"
+                    && e["response"]["incomplete_details"]["reason"] == "max_output_tokens")
+        })
         .unwrap_or_else(|| panic!("no response.completed: {body}"));
     assert!(
         completed["response"]["usage"]["output_tokens"]
