@@ -109,6 +109,18 @@ fn config(max_queue: usize) -> LocalConfig {
     }
 }
 
+/// The text parts of an answer, joined.
+fn answer_text(response: &tandem_protocol::ChatResponse) -> String {
+    response
+        .parts
+        .iter()
+        .filter_map(|p| match p {
+            tandem_protocol::Part::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn request(text: &str, max_tokens: Option<u32>) -> ChatRequest {
     let mut req = ChatRequest::new("live", vec![Message::text(Role::User, text)]);
     req.max_output_tokens = max_tokens;
@@ -145,15 +157,7 @@ async fn streams_counts_and_reuses_the_cache() {
     let again = provider.complete(&req, "live").await.unwrap();
     assert_eq!(again.usage.cached_input_tokens, usage.input_tokens - 1);
     assert_eq!(again.usage.output_tokens, usage.output_tokens);
-    let again_text: String = again
-        .parts
-        .iter()
-        .filter_map(|p| match p {
-            tandem_protocol::Part::Text(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(again_text, text);
+    assert_eq!(answer_text(&again), text);
 }
 
 #[tokio::test]
@@ -233,15 +237,7 @@ async fn candle_answers_through_the_same_provider() {
     .unwrap();
     let req = request("Write a Python function that adds two numbers.", Some(24));
     let first = provider.complete(&req, "live").await.unwrap();
-    let text: String = first
-        .parts
-        .iter()
-        .filter_map(|p| match p {
-            tandem_protocol::Part::Text(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert!(!text.trim().is_empty(), "{first:?}");
+    assert!(!answer_text(&first).trim().is_empty(), "{first:?}");
     assert!(first.usage.output_tokens > 0 && first.usage.output_tokens <= 24);
     let again = provider.complete(&req, "live").await.unwrap();
     assert_eq!(again.usage.cached_input_tokens, 0);
