@@ -147,14 +147,7 @@ async fn an_interrupt_cancels_the_upstream_at_once_and_changes_nothing() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while upstream.stats().tokens_sent < 50 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the stream never started"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    crate::support::wait_for_tokens(&upstream, 50).await;
     let pid = child.id().unwrap().to_string();
     let interrupted = std::time::Instant::now();
     assert!(
@@ -219,14 +212,7 @@ async fn a_steer_stops_the_answer_and_redirects_it() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while upstream.stats().tokens_sent < 5 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the stream never started"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    crate::support::wait_for_tokens(&upstream, 5).await;
     let mut stdin = child.stdin.take().unwrap();
     tokio::io::AsyncWriteExt::write_all(
         &mut stdin,

@@ -144,6 +144,15 @@ pub async fn upstream() -> tandem_testkit::Server {
     .unwrap()
 }
 
+/// Waits (bounded by [`PATIENCE`]) until the test upstream has streamed at least `tokens` tokens.
+pub async fn wait_for_tokens(upstream: &tandem_testkit::Server, tokens: u64) {
+    let deadline = Instant::now() + PATIENCE;
+    while upstream.stats().tokens_sent < tokens {
+        assert!(Instant::now() < deadline, "the stream never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Runs git in `repo`; its standard output.
 pub fn git(repo: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
