@@ -128,22 +128,32 @@ impl LocalProvider {
     }
 
     fn error(&self, err: &Error) -> tandem_providers::Error {
-        let provider = self.name.clone();
-        match err {
-            Error::ContextFull { .. } | Error::Template(_) => tandem_providers::Error::Status {
-                provider,
-                status: 400,
-                message: err.to_string().into(),
-            },
-            Error::Busy(_) => tandem_providers::Error::Status {
-                provider,
-                status: 503,
-                message: err.to_string().into(),
-            },
-            _ => tandem_providers::Error::Internal {
-                message: format!("local model `{provider}`: {err}"),
-            },
-        }
+        provider_error(&self.name, err, false)
+    }
+}
+
+/// A local failure as a provider error: the request's own fault is a 400, a full queue a 503; anything else
+/// is internal before the answer started, and a broken stream once it has.
+fn provider_error(provider: &str, err: &Error, streaming: bool) -> tandem_providers::Error {
+    let provider = provider.to_owned();
+    match err {
+        Error::ContextFull { .. } | Error::Template(_) => tandem_providers::Error::Status {
+            provider,
+            status: 400,
+            message: err.to_string().into(),
+        },
+        Error::Busy(_) => tandem_providers::Error::Status {
+            provider,
+            status: 503,
+            message: err.to_string().into(),
+        },
+        _ if streaming => tandem_providers::Error::Reset {
+            provider,
+            message: err.to_string(),
+        },
+        _ => tandem_providers::Error::Internal {
+            message: format!("local model `{provider}`: {err}"),
+        },
     }
 }
 
@@ -280,18 +290,9 @@ fn worker(
             }
             // Whatever the cache holds is no longer known.
             loaded.cached.clear();
-            let err = match err {
-                Error::ContextFull { .. } | Error::Template(_) => tandem_providers::Error::Status {
-                    provider: config.name.clone(),
-                    status: 400,
-                    message: err.to_string().into(),
-                },
-                other => tandem_providers::Error::Reset {
-                    provider: config.name.clone(),
-                    message: other.to_string(),
-                },
-            };
-            let _ = job.events.blocking_send(Err(err));
+            let _ = job
+                .events
+                .blocking_send(Err(provider_error(&config.name, &err, true)));
         }
     }
 }
