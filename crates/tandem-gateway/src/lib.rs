@@ -233,6 +233,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(handler::healthz))
         .route("/readyz", get(handler::readyz))
         .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi))
         .route("/admin/keys", get(admin::list_keys).post(admin::create_key))
         .route("/admin/keys/{id}", axum::routing::delete(admin::revoke_key))
         .route("/admin/budgets", get(admin::budgets))
@@ -242,6 +243,17 @@ pub fn app(state: AppState) -> Router {
         )
         .fallback(handler::not_found)
         .with_state(state)
+}
+
+/// The OpenAPI document of every route [`app`] serves (`openapi.json`, checked against the router by the tests).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// `GET /openapi.json`, unauthenticated like `/healthz`.
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
 }
 
 /// Serve on `listener` until `shutdown` resolves, then flush the records.
