@@ -257,6 +257,16 @@ impl Ledger {
         })
     }
 
+    /// The budgets, in configuration order.
+    pub(crate) fn budget_rules(&self) -> impl Iterator<Item = &BudgetRule> {
+        self.inner.budgets.iter().map(|b| &b.rule)
+    }
+
+    /// The rate limits, in configuration order.
+    pub(crate) fn rate_rules(&self) -> impl Iterator<Item = &RateRule> {
+        self.inner.rates.iter()
+    }
+
     /// Whether any rule is configured (when none is, the gateway may skip the ledger).
     pub fn has_rules(&self) -> bool {
         !self.inner.budgets.is_empty() || !self.inner.rates.is_empty()
@@ -735,7 +745,13 @@ fn sliding_count(prev: u64, cur: u64, elapsed: i64) -> u64 {
 
 /// How long until `need` more fits in the sliding window if nothing else arrives, in ms; `None` if it
 /// never can (`need > limit`).
-fn sliding_retry_ms(prev: u64, cur: u64, need: u64, limit: u64, elapsed: i64) -> Option<i64> {
+pub(crate) fn sliding_retry_ms(
+    prev: u64,
+    cur: u64,
+    need: u64,
+    limit: u64,
+    elapsed: i64,
+) -> Option<i64> {
     if need > limit {
         return None;
     }
@@ -761,7 +777,7 @@ fn sliding_retry_ms(prev: u64, cur: u64, need: u64, limit: u64, elapsed: i64) ->
 
 /// Rounds to the nearest nano-dollar. Negative and NaN amounts count as 0; `as` saturates, so amounts
 /// beyond 18 billion dollars, infinity included, count as `u64::MAX`.
-fn usd_to_nanos(usd: f64) -> u64 {
+pub(crate) fn usd_to_nanos(usd: f64) -> u64 {
     (usd * 1e9).round() as u64
 }
 

@@ -6,7 +6,8 @@
 //! priced by [`Prices`]) against every [`BudgetRule`] and [`RateRule`] matching one of them, all or
 //! nothing; a refusal is an [`Exceeded`] (429). After the call, including a stream cut off by the client,
 //! it [`Ledger::settle`]s the actual usage. [`Ledger::export`] and [`Ledger::import`] carry the settled
-//! spend to and from the store.
+//! spend to and from the store. For several replicas, [`Ledger::shared_plan`] describes the same checks
+//! for a shared counter service ([`SharedPlan`]).
 //!
 //! Architecture invariant: sans-IO. No tokio, no files, no clock (`now_ms` is a parameter, Unix
 //! milliseconds), no randomness; the state is behind one `std::sync::Mutex`.
@@ -20,6 +21,7 @@ mod ledger;
 mod price;
 mod rule;
 mod scope;
+mod shared;
 mod time;
 
 pub use error::{Error, Result};
@@ -28,4 +30,5 @@ pub use ledger::{Estimate, Ledger, PersistedUsage, Reservation, UsageRow, Window
 pub use price::{Price, Prices};
 pub use rule::{BudgetRule, RateRule};
 pub use scope::{Scope, ScopeKind, ScopePattern};
+pub use shared::{Counter, Limits, SharedPlan, nanos};
 pub use time::{Period, format_rfc3339};

@@ -178,6 +178,8 @@ pub struct Config {
     pub telemetry: TelemetrySettings,
     /// The audit ledger.
     pub audit: AuditSettings,
+    /// Shared state for several replicas (PostgreSQL, Redis); embedded SQLite without it.
+    pub storage: StorageSettings,
     /// The agent's quality gates.
     pub gates: GatesSettings,
     /// Things worth telling the operator that do not stop the server (e.g. an unset key variable).
@@ -217,6 +219,35 @@ pub struct TelemetrySettings {
     pub metrics_token: Option<SecretString>,
     /// How log lines are written to stderr.
     pub log_format: LogFormat,
+}
+
+/// Where state lives (`[storage]`). Without a PostgreSQL URL, keys, budgets, policy versions and
+/// records are in the embedded SQLite database; without a Redis URL, budget and rate-limit counters
+/// are kept in each process's memory. Several replicas need both.
+#[derive(Clone, Debug, Default)]
+pub struct StorageSettings {
+    /// `postgres://…`: the file's `postgres_url`, else `$TANDEM_POSTGRES_URL`.
+    pub postgres_url: Option<SecretString>,
+    /// `redis://…`: the file's `redis_url`, else `$TANDEM_REDIS_URL`.
+    pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key (default `tandem:`), so several deployments can share a server.
+    pub redis_prefix: String,
+    /// What budgets and rate limits do while Redis cannot be reached.
+    pub redis_fail: FailMode,
+    /// Connections in the PostgreSQL pool.
+    pub postgres_pool: usize,
+}
+
+/// What shared counters do while their server is unreachable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Refuse requests that a budget or rate limit applies to (503) until the server is back.
+    #[default]
+    Closed,
+    /// Enforce each limit in this process alone until the server is back: across N replicas the
+    /// spend during the outage can reach N times a limit.
+    Open,
 }
 
 /// Audit ledger settings (`[audit]`). On by default: every exchange is appended to a signed,
@@ -373,6 +404,18 @@ struct ConfigToml {
     gates: Option<GatesToml>,
     #[serde(default)]
     sandbox: Option<SandboxToml>,
+    #[serde(default)]
+    storage: Option<StorageToml>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StorageToml {
+    postgres_url: Option<String>,
+    redis_url: Option<String>,
+    redis_prefix: Option<String>,
+    redis_fail: Option<FailMode>,
+    postgres_pool: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -745,6 +788,7 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
         &invalid,
     )?;
     let gates = parse_gates(raw.gates.unwrap_or_default(), &dlp, &invalid)?;
+    let storage = parse_storage(raw.storage.unwrap_or_default(), env, &invalid)?;
     Ok(Config {
         source,
         server,
@@ -761,8 +805,53 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
         dlp,
         telemetry,
         audit,
+        storage,
         gates,
         warnings,
+    })
+}
+
+/// `[storage]`, with the URLs from the environment when the file does not set them.
+fn parse_storage(
+    raw: StorageToml,
+    env: &dyn Fn(&str) -> Option<String>,
+    invalid: &dyn Fn(String) -> Error,
+) -> Result<StorageSettings> {
+    let url = |given: Option<String>, var: &str, schemes: &[&str], field: &str| {
+        let Some(url) = given.or_else(|| env(var)).filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        if !schemes.iter().any(|s| url.starts_with(s)) {
+            // Never echo the URL: it may hold a password.
+            return Err(invalid(format!(
+                "storage.{field} must start with {}",
+                schemes.join(" or ")
+            )));
+        }
+        Ok(Some(SecretString::from(url)))
+    };
+    let postgres_url = url(
+        raw.postgres_url,
+        "TANDEM_POSTGRES_URL",
+        &["postgres://", "postgresql://"],
+        "postgres_url",
+    )?;
+    let redis_url = url(
+        raw.redis_url,
+        "TANDEM_REDIS_URL",
+        &["redis://", "rediss://"],
+        "redis_url",
+    )?;
+    let postgres_pool = raw.postgres_pool.unwrap_or(16);
+    if postgres_pool == 0 {
+        return Err(invalid("storage.postgres_pool must be positive".into()));
+    }
+    Ok(StorageSettings {
+        postgres_url,
+        redis_url,
+        redis_prefix: raw.redis_prefix.unwrap_or_else(|| "tandem:".to_owned()),
+        redis_fail: raw.redis_fail.unwrap_or_default(),
+        postgres_pool,
     })
 }
 

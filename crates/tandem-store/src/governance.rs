@@ -2,7 +2,8 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use crate::{Result, Store};
+use crate::Result;
+use crate::sqlite::Sqlite;
 
 /// One API key as stored: the SHA-256 of the secret, never the secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +43,19 @@ pub struct BudgetRow {
     pub requests: u64,
 }
 
+/// One stored version of the Cedar policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyVersion {
+    /// Increases with every upload.
+    pub version: i64,
+    /// The Cedar text.
+    pub text: String,
+    /// Where it came from (`admin upload`, a file path).
+    pub source: String,
+    /// When it was stored, Unix ms.
+    pub created_at_ms: i64,
+}
+
 fn key_row(row: &Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok(KeyRow {
         id: row.get(0)?,
@@ -58,9 +72,9 @@ fn key_row(row: &Row<'_>) -> rusqlite::Result<KeyRow> {
 const KEY_COLUMNS: &str =
     "id, hash, user, team, project, created_at_ms, expires_at_ms, revoked_at_ms";
 
-impl Store {
+impl Sqlite {
     /// Store a new key.
-    pub fn insert_key(&self, key: &KeyRow) -> Result<()> {
+    pub(crate) fn insert_key(&self, key: &KeyRow) -> Result<()> {
         self.with_conn(|conn| {
             conn.execute(
                 &format!(
@@ -82,7 +96,7 @@ impl Store {
     }
 
     /// The key with this hash, if any (revoked and expired ones included: the caller decides).
-    pub fn find_key(&self, hash: &str) -> Result<Option<KeyRow>> {
+    pub(crate) fn find_key(&self, hash: &str) -> Result<Option<KeyRow>> {
         self.with_conn(|conn| {
             conn.prepare_cached(&format!(
                 "SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1"
@@ -93,7 +107,7 @@ impl Store {
     }
 
     /// All keys, oldest first.
-    pub fn list_keys(&self) -> Result<Vec<KeyRow>> {
+    pub(crate) fn list_keys(&self) -> Result<Vec<KeyRow>> {
         self.with_conn(|conn| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at_ms, id"
@@ -104,7 +118,7 @@ impl Store {
     }
 
     /// Revoke a key by id; returns whether a live key was revoked. Takes effect on the next request.
-    pub fn revoke_key(&self, id: &str, now_ms: i64) -> Result<bool> {
+    pub(crate) fn revoke_key(&self, id: &str, now_ms: i64) -> Result<bool> {
         self.with_conn(|conn| {
             conn.execute(
                 "UPDATE api_keys SET revoked_at_ms = ?2 WHERE id = ?1 AND revoked_at_ms IS NULL",
@@ -115,7 +129,7 @@ impl Store {
     }
 
     /// Replace the stored spend rows with `rows` (upsert per rule, scope and window).
-    pub fn save_budget_usage(&self, rows: &[BudgetRow]) -> Result<()> {
+    pub(crate) fn save_budget_usage(&self, rows: &[BudgetRow]) -> Result<()> {
         self.with_conn(|conn| {
             let tx = conn.unchecked_transaction()?;
             {
@@ -140,8 +154,38 @@ impl Store {
         })
     }
 
+    /// Stores a new policy version; returns its number.
+    pub(crate) fn save_policy(&self, text: &str, source: &str) -> Result<i64> {
+        self.with_conn(|conn| {
+            conn.execute(
+                "INSERT INTO policy_versions (text, source, created_at_ms) VALUES (?1, ?2, ?3)",
+                params![text, source, crate::sqlite::now_ms()],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    /// The newest policy version newer than `after`, if any.
+    pub(crate) fn policy_after(&self, after: i64) -> Result<Option<PolicyVersion>> {
+        self.with_conn(|conn| {
+            conn.prepare_cached(
+                "SELECT version, text, source, created_at_ms FROM policy_versions
+                 WHERE version > ?1 ORDER BY version DESC LIMIT 1",
+            )?
+            .query_row([after], |row| {
+                Ok(PolicyVersion {
+                    version: row.get(0)?,
+                    text: row.get(1)?,
+                    source: row.get(2)?,
+                    created_at_ms: row.get(3)?,
+                })
+            })
+            .optional()
+        })
+    }
+
     /// All stored spend rows.
-    pub fn load_budget_usage(&self) -> Result<Vec<BudgetRow>> {
+    pub(crate) fn load_budget_usage(&self) -> Result<Vec<BudgetRow>> {
         self.with_conn(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT rule, scope, window_start_ms, tokens, cost_nanos, requests FROM budget_usage",

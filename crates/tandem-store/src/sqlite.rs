@@ -7,54 +7,8 @@ use std::thread;
 use rusqlite::{Connection, params};
 use tandem_protocol::Usage;
 
+use crate::migrate::{self, Dialect};
 use crate::{Error, Outcome, RequestRecord, Result};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS requests (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    started_at_ms INTEGER NOT NULL,
-    api TEXT NOT NULL,
-    client_model TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    upstream_model TEXT NOT NULL,
-    stream INTEGER NOT NULL,
-    status INTEGER NOT NULL,
-    outcome TEXT NOT NULL,
-    error TEXT,
-    input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    cached_input_tokens INTEGER NOT NULL,
-    reasoning_tokens INTEGER NOT NULL,
-    usage_exact INTEGER NOT NULL,
-    latency_ms INTEGER NOT NULL,
-    ttft_ms INTEGER,
-    tier TEXT,
-    route TEXT,
-    dlp TEXT,
-    cost REAL NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS requests_started ON requests(started_at_ms);
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    hash TEXT NOT NULL UNIQUE,
-    user TEXT NOT NULL,
-    team TEXT,
-    project TEXT,
-    created_at_ms INTEGER NOT NULL,
-    expires_at_ms INTEGER,
-    revoked_at_ms INTEGER
-);
-CREATE TABLE IF NOT EXISTS budget_usage (
-    rule TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    window_start_ms INTEGER NOT NULL,
-    tokens INTEGER NOT NULL,
-    cost_nanos INTEGER NOT NULL,
-    requests INTEGER NOT NULL,
-    PRIMARY KEY (rule, scope, window_start_ms)
-);
-";
 
 /// Records waiting for the writer; beyond this the request path drops records with a warning rather than block.
 const QUEUE: usize = 65_536;
@@ -65,8 +19,8 @@ const BATCH: usize = 512;
 /// One transaction per request cost about a quarter of the gateway's CPU under sequential load.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Columns added after the first release, for databases created before them.
-fn migrate(conn: &Connection) -> Result<()> {
+/// Columns added to `requests` before migrations were versioned, for databases created before them.
+fn legacy_columns(conn: &Connection) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('requests')")?;
     let columns = stmt
         .query_map([], |row| row.get::<_, String>(0))?
@@ -80,34 +34,73 @@ fn migrate(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Applies the pending migrations in one `IMMEDIATE` transaction.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<migrate::MigrationReport> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(migrate::BOOKKEEPING)?;
+    let from: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM tandem_migrations",
+        [],
+        |row| row.get(0),
+    )?;
+    let mut applied = Vec::new();
+    for m in migrate::pending(from)? {
+        tx.execute_batch(m.script(Dialect::Sqlite))?;
+        if m.version == 1 {
+            legacy_columns(&tx)?;
+        }
+        tx.execute(
+            "INSERT INTO tandem_migrations (version, name, applied_at_ms) VALUES (?1, ?2, ?3)",
+            params![m.version, m.name, now_ms()],
+        )?;
+        applied.push(format!("{} {}", m.version, m.name));
+    }
+    tx.commit()?;
+    Ok(migrate::MigrationReport {
+        engine: "sqlite",
+        from,
+        to: migrate::latest().max(from),
+        applied,
+    })
+}
+
+/// Unix milliseconds now.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 enum Msg {
     Record(Box<RequestRecord>),
     Flush(SyncSender<Result<()>>),
 }
 
-/// Handle to the embedded database. Cheap to share behind an `Arc`.
+/// The embedded database: SQLite in WAL mode.
 #[derive(Debug)]
-pub struct Store {
+pub(crate) struct Sqlite {
     path: PathBuf,
     tx: SyncSender<Msg>,
     /// Idle read connections, reused so per-request lookups (API keys) skip opening the file.
     readers: std::sync::Mutex<Vec<Connection>>,
 }
 
-impl Store {
+impl Sqlite {
     /// Open (or create) `tandem.db` in `dir`, apply the schema and start the writer thread.
-    pub fn open(dir: &Path) -> Result<Store> {
+    pub(crate) fn open(dir: &Path) -> Result<Sqlite> {
         std::fs::create_dir_all(dir).map_err(|source| Error::Dir {
             path: dir.to_owned(),
             source,
         })?;
         let path = dir.join("tandem.db");
-        let conn = Connection::open(&path)?;
+        let mut conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        migrate(&conn)?;
+        let report = migrate(&mut conn)?;
+        if !report.applied.is_empty() {
+            tracing::info!(from = report.from, to = report.to, path = %path.display(), "sqlite schema migrated");
+        }
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         thread::Builder::new()
             .name("tandem-store-writer".into())
@@ -116,7 +109,7 @@ impl Store {
                 path: dir.to_owned(),
                 source,
             })?;
-        Ok(Store {
+        Ok(Sqlite {
             path,
             tx,
             readers: std::sync::Mutex::new(Vec::new()),
@@ -124,7 +117,7 @@ impl Store {
     }
 
     /// Queue a record for writing. Never blocks; a full queue drops the record and logs an error.
-    pub fn record(&self, record: RequestRecord) {
+    pub(crate) fn record(&self, record: RequestRecord) {
         match self.tx.try_send(Msg::Record(Box::new(record))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
@@ -139,7 +132,7 @@ impl Store {
     }
 
     /// Wait until every record queued before this call is committed.
-    pub fn flush(&self) -> Result<()> {
+    pub(crate) fn flush(&self) -> Result<()> {
         let (ack_tx, ack_rx) = mpsc::sync_channel(1);
         self.tx
             .send(Msg::Flush(ack_tx))
@@ -148,7 +141,7 @@ impl Store {
     }
 
     /// Whether the database answers a trivial query (for readiness probes).
-    pub fn ping(&self) -> Result<()> {
+    pub(crate) fn ping(&self) -> Result<()> {
         let conn = self.reader()?;
         conn.query_row("SELECT count(*) FROM requests", [], |row| {
             row.get::<_, i64>(0)
@@ -157,7 +150,7 @@ impl Store {
     }
 
     /// The most recent `limit` records, newest first.
-    pub fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>> {
+    pub(crate) fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare(
             "SELECT id, started_at_ms, api, client_model, provider, upstream_model, stream, status, outcome,
