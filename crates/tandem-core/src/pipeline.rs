@@ -668,6 +668,7 @@ impl Core {
         let findings = Findings::default();
         let (redacted, vault) = self.redact_request(exchange, req, &findings)?;
         let req = redacted.as_ref().unwrap_or(req);
+        let abandoned = Abandoned::arm(self, exchange, req);
         let won = self
             .attempt(exchange, req, hints, |target, sent, span| {
                 Box::pin(async move {
@@ -682,7 +683,9 @@ impl Core {
                     Ok(resp)
                 })
             })
-            .await?;
+            .await;
+        abandoned.disarm();
+        let won = won?;
         let Won {
             value: mut resp,
             target,
@@ -769,11 +772,14 @@ impl Core {
         let findings = Findings::default();
         let (redacted, vault) = self.redact_request(exchange, req, &findings)?;
         let req = redacted.as_ref().unwrap_or(req);
+        let abandoned = Abandoned::arm(self, exchange, req);
         let won = self
             .attempt(exchange, req, hints, |target, sent, span| {
                 Box::pin(open_stream(target, sent, span.clone()))
             })
-            .await?;
+            .await;
+        abandoned.disarm();
+        let won = won?;
         let Won {
             value: events,
             target,
@@ -939,6 +945,45 @@ impl Core {
             dlp: None,
             cost: 0.0,
         }
+    }
+}
+
+/// Records an exchange whose client went away while its upstream was being tried: the handler's future, and
+/// with it the attempt, is dropped, and no other path would record the exchange. Armed around the attempt.
+struct Abandoned<'a> {
+    core: &'a Core,
+    exchange: &'a Exchange,
+    req: &'a ChatRequest,
+}
+
+impl<'a> Abandoned<'a> {
+    fn arm(core: &'a Core, exchange: &'a Exchange, req: &'a ChatRequest) -> Self {
+        Abandoned {
+            core,
+            exchange,
+            req,
+        }
+    }
+
+    /// The attempt returned: whatever it ended in is recorded elsewhere.
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        // 499, as in nginx's logs: the client closed the request before any answer; no response carries it.
+        let record = self.core.record(
+            self.exchange,
+            self.req,
+            None,
+            Outcome::Cancelled,
+            499,
+            Some("the client went away before the answer started".to_owned()),
+        );
+        let trail = self.core.trail(self.exchange, self.req, None);
+        let _ = self.core.recorder.finish(record, trail);
     }
 }
 
