@@ -13,6 +13,7 @@ mod format;
 pub mod governance;
 mod handler;
 pub mod metrics;
+pub mod serve;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -278,9 +279,7 @@ pub async fn run(
             }
         }
     });
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = serve::serve(listener, app(state), serve::Timeouts::DEFAULT, shutdown).await;
     background.abort();
     upkeep.abort();
     governance::save_budgets(&core, &store);

@@ -9,6 +9,8 @@ mod dlp;
 #[cfg(test)]
 mod errors;
 #[cfg(test)]
+mod faults;
+#[cfg(test)]
 mod governance;
 #[cfg(test)]
 mod metrics;

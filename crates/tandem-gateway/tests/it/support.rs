@@ -29,6 +29,8 @@ pub struct Options {
     pub extra_toml: String,
     /// Environment variables the config sees.
     pub env: Vec<(&'static str, &'static str)>,
+    /// Serve with these client deadlines (`tandem_gateway::serve::serve`) instead of `tandem_gateway::run`.
+    pub timeouts: Option<tandem_gateway::serve::Timeouts>,
 }
 
 impl Harness {
@@ -87,13 +89,22 @@ model = "scripted"
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();
-        tokio::spawn(async move {
-            tandem_gateway::run(listener, served, async move {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        match options.timeouts {
+            None => tokio::spawn(async move {
+                tandem_gateway::run(listener, served, stopped)
+                    .await
+                    .unwrap();
+            }),
+            Some(timeouts) => tokio::spawn(async move {
+                let app = tandem_gateway::app(served);
+                tandem_gateway::serve::serve(listener, app, timeouts, stopped)
+                    .await
+                    .unwrap();
+            }),
+        };
         Harness {
             upstream,
             base: format!("http://{addr}"),
@@ -102,6 +113,11 @@ model = "scripted"
             state_dir,
             stop: Some(stop),
         }
+    }
+
+    /// The gateway's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.base.trim_start_matches("http://").parse().unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,214 @@
+//! The accept loop of `tandem serve`: HTTP/1.1 (and HTTP/2 with prior knowledge) on each connection, deadlines for
+//! slow clients, and graceful shutdown.
+//!
+//! `axum::serve` sets no read deadlines, so a client that sends its request head or body a byte now and then
+//! (slowloris), or connects and sends nothing, holds a connection and its task for as long as it likes.
+//! Here, with [`Timeouts`]:
+//! - a connection must deliver its first request head within `header_read` of being accepted, and each later
+//!   HTTP/1.1 head within `header_read` of the previous answer's end (so it is the keep-alive idle limit too);
+//! - a request body must arrive whole within `body_read` of its head, or reading it fails and the handler answers
+//!   400 in the client API's shape.
+//!
+//! Answers have no deadline: a stream lasts as long as the upstream keeps talking and the client keeps reading.
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
+
+/// How long a client may take to send a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From accepting a connection (or the end of the previous answer on it) to a complete request head.
+    pub header_read: Duration,
+    /// From a request head to the end of its body.
+    pub body_read: Duration,
+}
+
+impl Timeouts {
+    /// What `tandem serve` uses: 10 s for a request head and 60 s for a body (at the default 32 MiB limit, a client
+    /// must send at least about 0.5 MB/s).
+    pub const DEFAULT: Timeouts = Timeouts {
+        header_read: Duration::from_secs(10),
+        body_read: Duration::from_secs(60),
+    };
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets each connection finish its
+/// current exchange, and returns once every connection has closed (as `axum::serve` with graceful shutdown does).
+///
+/// Accept errors are logged and retried (after a second unless the peer went away), so this never fails today;
+/// the `io::Result` is that of `axum::serve`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    timeouts: Timeouts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = TowerToHyperService::new(router);
+    // Dropping `stop_rx` tells every connection to shut down gracefully; each connection holds a `done_rx`
+    // clone, so `done_tx.closed()` resolves once they have all ended.
+    let (stop_tx, stop_rx) = watch::channel(());
+    let (done_tx, done_rx) = watch::channel(());
+    tokio::spawn(async move {
+        shutdown.await;
+        drop(stop_rx);
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read);
+    let builder = Arc::new(builder);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    accept_error(err).await;
+                    continue;
+                }
+            },
+            () = stop_tx.closed() => break,
+        };
+        tokio::spawn(connection(
+            stream,
+            Arc::clone(&builder),
+            router.clone(),
+            timeouts,
+            stop_tx.clone(),
+            done_rx.clone(),
+        ));
+    }
+    drop(listener);
+    drop(done_rx);
+    done_tx.closed().await;
+    Ok(())
+}
+
+/// As `axum::serve` (after hyper 0.14): errors of one peer are skipped; others (such as running out of file
+/// descriptors) are logged and the loop waits a second for some to be released.
+async fn accept_error(err: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %err, "accept failed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Serves one connection to its end.
+async fn connection(
+    stream: TcpStream,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    router: TowerToHyperService<Router>,
+    timeouts: Timeouts,
+    stop: watch::Sender<()>,
+    _done: watch::Receiver<()>,
+) {
+    let started = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&started);
+    let service = service_fn(move |request: axum::http::Request<Incoming>| {
+        seen.store(true, Ordering::Relaxed);
+        let request = request.map(|body| Deadline::new(body, timeouts.body_read));
+        hyper::service::Service::call(&router, request)
+    });
+    let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
+    // hyper's own header timer starts only once the protocol is known, and telling HTTP/1.1 from HTTP/2 waits
+    // for bytes without a limit, so the first head gets a deadline here too.
+    let mut first_head = pin!(tokio::time::sleep(timeouts.header_read));
+    let mut awaiting_first_head = true;
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(error = %err, "connection ended with an error");
+                }
+                return;
+            }
+            () = &mut first_head, if awaiting_first_head => {
+                awaiting_first_head = false;
+                if !started.load(Ordering::Relaxed) {
+                    tracing::debug!("no request head in time; closing the connection");
+                    return;
+                }
+            }
+            () = stop.closed(), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// A request body that fails once its deadline has passed.
+struct Deadline {
+    inner: Incoming,
+    deadline: Instant,
+    limit: Duration,
+    /// Armed at the first wait, so that bodies that are already complete cost no timer.
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Deadline {
+    fn new(inner: Incoming, limit: Duration) -> Deadline {
+        Deadline {
+            inner,
+            deadline: Instant::now() + limit,
+            limit,
+            sleep: None,
+        }
+    }
+}
+
+impl Body for Deadline {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        let deadline = this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(format!(
+                "the request body did not arrive within {:?}",
+                this.limit
+            )
+            .into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
