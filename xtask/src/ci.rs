@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cmd;
 use crate::fuzz;
+use crate::services;
 use crate::setup::{self, Tools};
 use crate::tidy;
 
@@ -43,8 +44,8 @@ const STEPS: &[Step] = &[
     },
     Step {
         name: "test",
-        what: "tandem models install smollm2-135m (the local tier's test model), cargo nextest run --workspace, \
-               and tandem-local's tests with its candle engine",
+        what: "tandem models install smollm2-135m (the local tier's test model), start private PostgreSQL and Redis \
+               servers, cargo nextest run --workspace, and tandem-local's tests with its candle engine",
     },
     Step {
         name: "fuzz",
@@ -168,8 +169,11 @@ fn unit_tests() -> Result<()> {
         eprintln!("cargo-nextest is missing, falling back to `cargo test`");
         &["test"]
     };
+    let services = services::start()?;
     let mut tests = cmd::cargo(runner.iter().chain(&["--workspace"]));
+    tests.envs(services.env());
     cmd::run(tests.env("TANDEM_MODELS_DIR", &models))?;
+    drop(services);
     // The optional pure-Rust engine, which the workspace build leaves out.
     let mut candle =
         cmd::cargo(

@@ -11,6 +11,7 @@ mod ci;
 mod cmd;
 mod fuzz;
 mod quickstart;
+mod services;
 mod setup;
 mod tidy;
 
@@ -31,6 +32,8 @@ commands:
                  from PyPI and run `tandem serve` on the embedded default
   tidy           repository-wide checks: //! docs, no ignore/allow attributes, sans-IO dependency absences
   clients        build `tandem` and run the Python client tests in tests/clients
+  services       start the private PostgreSQL and Redis servers the tests use, print their variables and
+                 keep them running until Enter is pressed (to run the scale-out tests by hand)
 
 environment:
   TANDEM_CI_CACHE   where setup installs the venv, Codex and cargo-fuzz (default: $HOME/.cache/tandem-ci)
@@ -61,6 +64,7 @@ fn run() -> Result<()> {
         "setup" => no_args(command, rest).and_then(|()| setup::run(&root).map(drop)),
         "tidy" => no_args(command, rest).and_then(|()| tidy::run(&root)),
         "quickstart" => no_args(command, rest).and_then(|()| quickstart::run(&root)),
+        "services" => no_args(command, rest).and_then(|()| services::hold()),
         "clients" => no_args(command, rest)
             .and_then(|()| ci::run(&root, &["setup".into(), "clients".into()])),
         "help" | "-h" | "--help" => {

@@ -8,7 +8,8 @@
 //! - `cargo-deny` and `cargo-nextest`, through `cargo install --locked` when missing;
 //! - `cargo-fuzz`, pinned, into `<cache>/cargo-fuzz` (`cargo install --root`), for `ci fuzz`;
 //! - the Debian packages `bubblewrap` (driven by `tandem-sandbox`), `tmux` (the terminal UI test), and
-//!   `cmake` and `libclang-dev` (llama.cpp's build, for `tandem-local`), through `apt-get`, when missing.
+//!   `cmake` and `libclang-dev` (llama.cpp's build, for `tandem-local`), `postgresql` and `redis-server`
+//!   (the servers the scale-out tests share), through `apt-get`, when missing.
 //!
 //! Python's `venv` module ships with the interpreter.
 
@@ -69,8 +70,16 @@ pub(crate) fn run(root: &Path) -> Result<Tools> {
 }
 
 /// Debian packages the build and the tests need: `bubblewrap` for the sandbox's escape tests, `tmux` for
-/// the terminal UI test, `cmake` and `libclang-dev` (bindgen) to build llama.cpp for `tandem-local`.
-const DEBIAN: &[&str] = &["bubblewrap", "tmux", "cmake", "libclang-dev"];
+/// the terminal UI test, `cmake` and `libclang-dev` (bindgen) to build llama.cpp for `tandem-local`, and
+/// `postgresql` and `redis-server` for the scale-out tests (started by `services`, not as system services).
+const DEBIAN: &[&str] = &[
+    "bubblewrap",
+    "tmux",
+    "cmake",
+    "libclang-dev",
+    "postgresql",
+    "redis-server",
+];
 
 /// The Debian packages that building `tandem` needs (llama.cpp): for `cargo xtask quickstart`.
 pub(crate) fn ensure_build_packages() -> Result<()> {

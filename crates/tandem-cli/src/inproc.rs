@@ -18,6 +18,7 @@ impl InProcess {
         let env = |name: &str| std::env::var(name).ok();
         let config = tandem_config::load(config, &env).context("loading configuration")?;
         let state = tandem_gateway::AppState::from_config(&config)
+            .await
             .context("starting the in-process gateway")?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

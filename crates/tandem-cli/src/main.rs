@@ -10,6 +10,7 @@ mod task;
 mod telemetry;
 mod tui;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,7 +54,14 @@ enum Command {
         #[command(subcommand)]
         action: RouteAction,
     },
-    /// Create, list and revoke API keys (in the state directory of the config).
+    /// Apply pending schema migrations to the configured store (SQLite under the state directory, or
+    /// PostgreSQL from `[storage] postgres_url` / $TANDEM_POSTGRES_URL), then exit.
+    Migrate {
+        /// Config naming the store; defaults as for `serve`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Create, list and revoke API keys (in the store of the config).
     Keys {
         #[command(subcommand)]
         action: KeysAction,
@@ -284,6 +292,7 @@ async fn run_other(command: Command, served: Option<Served>) -> anyhow::Result<(
         }
         Command::Bench(args) => bench(args).await,
         Command::Route { action } => route(action),
+        Command::Migrate { config } => migrate(config.as_deref()),
         Command::Keys { action, config } => keys(action, config.as_deref()),
         Command::Budgets { url, config } => budgets(url, config.as_deref()).await,
         Command::Policy { action } => policy(action),
@@ -301,9 +310,54 @@ fn load(config: Option<&std::path::Path>) -> anyhow::Result<tandem_config::Confi
     tandem_config::load(config, &env).context("loading configuration")
 }
 
+/// The configured store: PostgreSQL when `[storage]` names one (its schema must be current: `tandem
+/// migrate`), else SQLite under the state directory.
 fn open_store(config: Option<&std::path::Path>) -> anyhow::Result<tandem_store::Store> {
     let config = load(config)?;
-    tandem_store::Store::open(&config.server.state_dir).context("opening the state store")
+    match &config.storage.postgres_url {
+        Some(url) => {
+            use secrecy::ExposeSecret;
+            let (store, _) = tandem_store::Store::postgres(url.expose_secret(), 2, false)
+                .context("opening the postgres store")?;
+            Ok(store)
+        }
+        None => {
+            tandem_store::Store::open(&config.server.state_dir).context("opening the state store")
+        }
+    }
+}
+
+/// `tandem migrate`: brings the configured store's schema up to date and says what it did.
+fn migrate(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let config = load(config)?;
+    let report = match &config.storage.postgres_url {
+        Some(url) => {
+            use secrecy::ExposeSecret;
+            tandem_store::Store::postgres(url.expose_secret(), 1, true)
+                .context("migrating the postgres store")?
+                .1
+        }
+        None => tandem_store::Store::migrate_sqlite(&config.server.state_dir)
+            .context("migrating the sqlite store")?,
+    };
+    let mut out = std::io::stdout().lock();
+    if report.applied.is_empty() {
+        writeln!(
+            out,
+            "{}: schema already at version {}",
+            report.engine, report.to
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{}: schema migrated from version {} to {}",
+            report.engine, report.from, report.to
+        )?;
+        for applied in &report.applied {
+            writeln!(out, "  applied {applied}")?;
+        }
+    }
+    Ok(())
 }
 
 fn ms_text(ms: Option<i64>) -> String {
@@ -549,8 +603,9 @@ async fn serve(served: Served, listen: Option<SocketAddr>) -> anyhow::Result<()>
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let mut state =
-        tandem_gateway::AppState::from_config(&config).context("starting the gateway")?;
+    let mut state = tandem_gateway::AppState::from_config(&config)
+        .await
+        .context("starting the gateway")?;
     if let Some(trace_context) = trace_context {
         state = state.with_trace_context(trace_context);
     }

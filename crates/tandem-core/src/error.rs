@@ -38,6 +38,9 @@ pub enum Error {
     /// A budget or rate limit is spent; the message names it.
     #[error("{0}")]
     Quota(tandem_budget::Exceeded),
+    /// The shared budget counters could not be reached and the configured mode is fail closed.
+    #[error("budgets cannot be checked: {0}")]
+    Counters(#[source] tandem_counters::Error),
     /// The upstream call failed.
     #[error(transparent)]
     Provider(#[from] tandem_providers::Error),
@@ -63,6 +66,7 @@ impl Error {
             Error::Dlp(tandem_dlp::Error::Blocked { .. }) => ErrorKind::Denied,
             Error::Dlp(_) | Error::Audit(_) => ErrorKind::Internal,
             Error::Quota(_) => ErrorKind::QuotaExceeded,
+            Error::Counters(err) => err.kind(),
             Error::AllTargetsOpen => ErrorKind::Unavailable,
             Error::NoProviders | Error::NoTargets(_) | Error::Router(_) | Error::Store(_) => {
                 ErrorKind::Internal

@@ -7,6 +7,7 @@
 
 mod audit;
 mod breaker;
+mod budgets;
 mod dlp;
 mod error;
 mod meter;
@@ -21,6 +22,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub use audit::PolicyCheck;
 pub use breaker::BreakerConfig;
+pub use budgets::SharedCounters;
 pub use dlp::DlpConfig;
 pub use error::{Error, Result};
 pub use meter::MeteredStream;

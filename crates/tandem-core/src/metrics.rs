@@ -29,6 +29,8 @@ pub const TTFT: &str = "tandem_time_to_first_token_seconds";
 pub const UPSTREAM_ERRORS: &str = "tandem_upstream_errors_total";
 /// Data loss prevention findings: `direction` (`request`, `response`), `rule`, `action`.
 pub const DLP_FINDINGS: &str = "tandem_dlp_findings_total";
+/// Calls to the shared budget counters (Redis) that failed.
+pub const COUNTER_ERRORS: &str = "tandem_budget_counter_errors_total";
 
 /// Histogram buckets in seconds for both latency histograms: 5 ms to 10 minutes.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -63,6 +65,11 @@ pub fn describe() {
         "Failed upstream attempts (retried, fallen back or returned)."
     );
     metrics::describe_counter!(DLP_FINDINGS, Unit::Count, "Data loss prevention findings.");
+    metrics::describe_counter!(
+        COUNTER_ERRORS,
+        Unit::Count,
+        "Calls to the shared budget counters that failed."
+    );
 }
 
 /// Count one finished exchange: request, tokens, cost and latencies. Called by the recorder for every record.
@@ -95,6 +102,11 @@ pub fn finished(record: &RequestRecord) {
 pub(crate) fn upstream_error(provider: &str, err: &tandem_providers::Error) {
     metrics::counter!(UPSTREAM_ERRORS, "provider" => provider.to_owned(), "kind" => error_kind(err))
         .increment(1);
+}
+
+/// Count one failed call to the shared budget counters.
+pub(crate) fn counters_unreachable() {
+    metrics::counter!(COUNTER_ERRORS).increment(1);
 }
 
 /// Count one DLP finding (rule ids are configured, so bounded).

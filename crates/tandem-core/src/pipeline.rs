@@ -14,7 +14,7 @@ use std::sync::RwLock;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use tandem_budget::{Estimate, Ledger, Prices, Reservation, Scope};
+use tandem_budget::{Estimate, Ledger, Prices, Scope};
 use tandem_policy::{Action, Policy, Principal, Query};
 use tandem_protocol::{
     ChatRequest, ChatResponse, ErrorKind, FinishReason, Part, Role, StreamEvent, Usage,
@@ -26,6 +26,7 @@ use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
 use crate::audit::{PolicyCheck, Trail};
+use crate::budgets::{Budgets, Hold};
 use crate::recorder::Recorder;
 
 use crate::dlp::{self, DlpConfig, DlpStream, Findings};
@@ -62,6 +63,8 @@ pub struct CoreConfig {
     pub policy: Arc<Policy>,
     /// Budgets and rate limits (a ledger without rules admits everything).
     pub ledger: Ledger,
+    /// Counters shared by several replicas; `None` counts in this process's `ledger` alone.
+    pub shared_counters: Option<crate::budgets::SharedCounters>,
     /// Prices per backend, for cost budgets and records.
     pub prices: Prices,
     /// Data loss prevention; `None` turns it off.
@@ -95,7 +98,7 @@ struct Won<T> {
     value: T,
     target: Arc<Target>,
     info: RouteInfo,
-    reservation: Option<Reservation>,
+    reservation: Option<Hold>,
 }
 
 /// Where a request goes: targets in attempt order and the routing explanation so far.
@@ -118,7 +121,7 @@ pub struct Core {
     sessions: Arc<Sessions>,
     store: Arc<Store>,
     policy: RwLock<Arc<Policy>>,
-    ledger: Ledger,
+    budgets: Arc<Budgets>,
     prices: Arc<Prices>,
     recorder: Arc<Recorder>,
     dlp: Option<DlpConfig>,
@@ -229,7 +232,7 @@ impl Core {
             deep_tier,
             sessions: Arc::new(Sessions::new(config.session_ttl, config.max_sessions)),
             policy: RwLock::new(config.policy),
-            ledger: config.ledger,
+            budgets: Arc::new(Budgets::new(config.ledger, config.shared_counters)),
             recorder: Arc::new(Recorder::new(
                 Arc::clone(&store),
                 Arc::clone(&prices),
@@ -269,18 +272,19 @@ impl Core {
 
     /// The budget ledger (for the admin API and persistence).
     pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+        self.budgets.ledger()
     }
 
-    /// Check policy and budgets for a planned request: tools first, then each target (targets the principal
-    /// may not use are dropped), then reserve the budget estimate. Deny-by-default; every deny names its policy.
+    /// Check policy for a planned request: tools first, then each target (targets the principal may not
+    /// use are dropped). Deny-by-default; every deny names its policy. Returns what the budgets must hold:
+    /// the principal's scopes and the estimate, or `None` when no budget or limit is configured.
     fn admit(
         &self,
         req: &ChatRequest,
         hints: &Hints,
         api: &str,
         plan: &mut Plan,
-    ) -> Result<Option<Reservation>> {
+    ) -> Result<Option<(Vec<Scope>, Estimate)>> {
         let principal = hints.principal.clone().unwrap_or_else(|| Principal {
             user: "anonymous".to_owned(),
             groups: Vec::new(),
@@ -342,7 +346,7 @@ impl Core {
                 first_denial.unwrap_or_else(|| "denied: no target is allowed".to_owned()),
             ));
         };
-        if !self.ledger.has_rules() {
+        if !self.budgets.has_rules() {
             return Ok(None);
         }
         let mut scopes = vec![Scope::User(principal.user.clone())];
@@ -353,28 +357,42 @@ impl Core {
             .max_output_tokens
             .map_or(Estimate::DEFAULT_OUTPUT_RESERVE, u64::from);
         let estimate = Estimate::priced(&self.prices, &first.backend, context_tokens, output);
-        self.ledger
-            .reserve(&scopes, &estimate, now_ms())
-            .map(Some)
-            .map_err(Error::Quota)
+        Ok(Some((scopes, estimate)))
+    }
+
+    /// Hold the estimate against every matching budget and rate limit.
+    async fn reserve(&self, admitted: Option<(Vec<Scope>, Estimate)>) -> Result<Option<Hold>> {
+        match admitted {
+            None => Ok(None),
+            Some((scopes, estimate)) => self
+                .budgets
+                .reserve(&scopes, &estimate, now_ms())
+                .await
+                .map(Some),
+        }
     }
 
     /// Route and admit a request without calling any upstream: the routing, policy and budget checks of a
     /// real request, with the budget reservation released again. For `tandem policy`-style dry runs and for
     /// measuring what governance costs per request.
-    pub fn preflight(&self, req: &ChatRequest, hints: &Hints, api: &str) -> Result<RouteInfo> {
+    pub async fn preflight(
+        &self,
+        req: &ChatRequest,
+        hints: &Hints,
+        api: &str,
+    ) -> Result<RouteInfo> {
         let mut plan = self.plan(req, hints)?;
-        let reservation = self.admit(req, hints, api, &mut plan)?;
+        let admitted = self.admit(req, hints, api, &mut plan)?;
+        let reservation = self.reserve(admitted).await?;
         self.settle(reservation, "", &Usage::default());
         Ok(plan.info)
     }
 
     /// Charge what an answer really used.
-    fn settle(&self, reservation: Option<Reservation>, backend: &str, usage: &Usage) {
-        if let Some(reservation) = reservation {
-            let cost = self.prices.cost(backend, usage);
-            self.ledger
-                .settle(reservation, usage.total_tokens(), cost, now_ms());
+    fn settle(&self, reservation: Option<Hold>, backend: &str, usage: &Usage) {
+        if let Some(hold) = reservation {
+            self.budgets
+                .settle(hold, &self.prices, backend, usage, now_ms());
         }
     }
 
@@ -582,7 +600,11 @@ impl Core {
             otel.status_code = Empty,
             "error.type" = Empty,
         );
-        let admitted = span.in_scope(|| self.admit(req, hints, exchange.api.as_str(), &mut plan));
+        let admitted =
+            match span.in_scope(|| self.admit(req, hints, exchange.api.as_str(), &mut plan)) {
+                Ok(admitted) => self.reserve(admitted).instrument(span.clone()).await,
+                Err(err) => Err(err),
+            };
         let mut reservation = match admitted {
             Ok(reservation) => {
                 span.record("tandem.policy.allowed_targets", int(plan.targets.len()));
@@ -791,13 +813,12 @@ impl Core {
         record.usage.input_tokens = estimate_prompt_tokens(req);
         let session = req.session.clone();
         let sessions = Arc::clone(&self.sessions);
-        let ledger = self.ledger.clone();
+        let budgets = Arc::clone(&self.budgets);
         let prices = Arc::clone(&self.prices);
         let on_close: crate::meter::OnClose = Box::new(move |record| {
             // A stream cut off by the client is charged for what was streamed.
             if let Some(held) = reservation {
-                let cost = prices.cost(&target.backend, &record.usage);
-                ledger.settle(held, record.usage.total_tokens(), cost, now_ms());
+                budgets.settle(held, &prices, &target.backend, &record.usage, now_ms());
             }
             if record.outcome == Outcome::Cancelled
                 && let Some(key) = session

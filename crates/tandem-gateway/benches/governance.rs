@@ -32,7 +32,7 @@ forbid(principal, action == Tandem::Action::"enable_internet", resource)
 unless { resource == Tandem::Project::"research" };
 "#;
 
-fn state(governed: bool, dir: &std::path::Path) -> AppState {
+fn state(rt: &tokio::runtime::Runtime, governed: bool, dir: &std::path::Path) -> AppState {
     let policy = dir.join("policy.cedar");
     std::fs::write(&policy, POLICY).unwrap();
     let mut text = format!(
@@ -52,7 +52,7 @@ fn state(governed: bool, dir: &std::path::Path) -> AppState {
         ));
     }
     let config = tandem_config::parse(&text, Source::Embedded, &|_| None).unwrap();
-    AppState::from_config(&config).unwrap()
+    rt.block_on(AppState::from_config(&config)).unwrap()
 }
 
 fn request() -> ChatRequest {
@@ -83,9 +83,9 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let req = request();
     let open_dir = tempfile::tempdir().unwrap();
-    let open = state(false, open_dir.path());
+    let open = state(&rt, false, open_dir.path());
     let governed_dir = tempfile::tempdir().unwrap();
-    let governed = state(true, governed_dir.path());
+    let governed = state(&rt, true, governed_dir.path());
     let (_, key) =
         tandem_gateway::admin::create(governed.store(), "alice", Some("platform"), None, None)
             .unwrap();

@@ -53,7 +53,13 @@ fn bench(c: &mut Criterion) {
         dir.path().display().to_string()
     );
     let config = tandem_config::parse(&text, tandem_config::Source::Embedded, &|_| None).unwrap();
-    let _state = tandem_gateway::AppState::from_config(&config).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _state = rt
+        .block_on(tandem_gateway::AppState::from_config(&config))
+        .unwrap();
     let unknown = record("client-chosen-model");
     // As the gateway does every few seconds: fold histogram samples into buckets so memory stays flat.
     std::thread::spawn(move || {

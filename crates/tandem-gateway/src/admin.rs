@@ -186,6 +186,13 @@ pub(crate) async fn put_policy(
         Ok(policy) => {
             let ids = policy.ids();
             state.core.set_policy(Arc::new(policy));
+            // Stored, so every replica sharing the database takes it up within a few seconds.
+            crate::governance::store_policy(
+                &state.store,
+                text,
+                "admin upload",
+                &state.policy_version,
+            );
             tracing::info!(
                 policies = ids.len(),
                 "policy replaced through the admin API"

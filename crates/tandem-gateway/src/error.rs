@@ -30,6 +30,9 @@ pub enum Error {
     /// The authenticator could not be built.
     #[error(transparent)]
     Auth(tandem_auth::Error),
+    /// The shared budget counters (Redis) could not be reached.
+    #[error("shared budget counters: {0}")]
+    Counters(#[from] tandem_counters::Error),
     /// Budgets or limits are invalid.
     #[error("budgets: {0}")]
     Budget(tandem_budget::Error),

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
 pub(crate) use tandem_core::now_ms;
@@ -111,14 +112,22 @@ pub(crate) fn save_budgets(core: &Core, store: &Store) {
     }
 }
 
-/// Every few seconds: persist budget spend, and reload the policy file when it changed.
-/// A policy file that no longer parses or validates is reported and the last good policy stays in force.
-pub(crate) async fn background(core: Arc<Core>, store: Arc<Store>, policy_file: Option<PathBuf>) {
+/// Every few seconds: persist budget spend, reload the policy file when it changed, and take up a policy
+/// version another replica stored. A policy file that no longer parses or validates is reported and the
+/// last good policy stays in force; a good one is stored as a new version, so replicas that share a
+/// database follow it too.
+pub(crate) async fn background(
+    core: Arc<Core>,
+    store: Arc<Store>,
+    policy_file: Option<PathBuf>,
+    version: Arc<AtomicI64>,
+) {
     let mut last_modified = policy_file.as_deref().and_then(modified);
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tick.tick().await;
         save_budgets(&core, &store);
+        follow_stored_policy(&core, &store, &version);
         let Some(path) = &policy_file else {
             continue;
         };
@@ -127,14 +136,79 @@ pub(crate) async fn background(core: Arc<Core>, store: Arc<Store>, policy_file: 
             continue;
         }
         last_modified = now;
-        match tandem_config::load_policy(path) {
-            Ok(policy) => {
-                tracing::info!(path = %path.display(), policies = policy.ids().len(), "policy reloaded");
-                core.set_policy(Arc::new(policy));
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "policy file refused; keeping the last good policy");
-            }
+        reload_policy_file(&core, &store, path, &version);
+    }
+}
+
+/// Reads the policy file and, if it parses and validates, puts it in force and stores it as a version
+/// (unless the newest stored version already has the same text). Returns whether it was taken.
+pub(crate) fn reload_policy_file(
+    core: &Core,
+    store: &Store,
+    path: &std::path::Path,
+    version: &AtomicI64,
+) -> bool {
+    let policy = match tandem_config::load_policy(path) {
+        Ok(policy) => policy,
+        Err(err) => {
+            tracing::error!(error = %err, "policy file refused; keeping the last good policy");
+            return false;
+        }
+    };
+    tracing::info!(path = %path.display(), policies = policy.ids().len(), "policy reloaded");
+    core.set_policy(Arc::new(policy));
+    if let Ok(text) = std::fs::read_to_string(path) {
+        store_policy(store, &text, &path.display().to_string(), version);
+    }
+    true
+}
+
+/// Stores a policy that is now in force as a new version, unless the newest stored one has this text.
+pub(crate) fn store_policy(store: &Store, text: &str, source: &str, version: &AtomicI64) {
+    let newest = match store.policy_after(0) {
+        Ok(newest) => newest,
+        Err(err) => {
+            tracing::error!(error = %err, "reading stored policy versions failed");
+            return;
+        }
+    };
+    if newest.as_ref().is_some_and(|v| v.text == text) {
+        if let Some(v) = newest {
+            version.fetch_max(v.version, Ordering::SeqCst);
+        }
+        return;
+    }
+    match store.save_policy(text, source) {
+        Ok(saved) => {
+            version.fetch_max(saved, Ordering::SeqCst);
+        }
+        Err(err) => tracing::error!(error = %err, "storing the policy version failed"),
+    }
+}
+
+/// Puts in force a policy version newer than the one this process has, if one was stored.
+fn follow_stored_policy(core: &Core, store: &Store, version: &AtomicI64) {
+    let current = version.load(Ordering::SeqCst);
+    let newer = match store.policy_after(current) {
+        Ok(Some(newer)) => newer,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::warn!(error = %err, "checking for a newer policy version failed");
+            return;
+        }
+    };
+    version.fetch_max(newer.version, Ordering::SeqCst);
+    match tandem_policy::Policy::parse(&newer.text, &newer.source) {
+        Ok(policy) => {
+            tracing::info!(
+                version = newer.version,
+                policies = policy.ids().len(),
+                "stored policy version in force"
+            );
+            core.set_policy(Arc::new(policy));
+        }
+        Err(err) => {
+            tracing::error!(version = newer.version, error = %err, "stored policy version refused; keeping the last good policy");
         }
     }
 }

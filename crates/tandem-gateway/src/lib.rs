@@ -38,6 +38,8 @@ pub struct AppState {
     auth: Arc<tandem_auth::Authenticator>,
     admin_token: Option<secrecy::SecretString>,
     policy_file: Option<std::path::PathBuf>,
+    /// The stored policy version in force (0: none stored yet), shared with the reload task.
+    policy_version: Arc<std::sync::atomic::AtomicI64>,
     max_body_bytes: usize,
     metrics_token: Option<secrecy::SecretString>,
     exported: Arc<metrics::Exported>,
@@ -68,11 +70,12 @@ impl std::fmt::Debug for TraceContext {
 }
 
 impl AppState {
-    /// Build the providers, open the store and assemble the pipeline from a validated config.
-    pub fn from_config(config: &Config) -> Result<AppState> {
+    /// Build the providers, open the store (SQLite, or PostgreSQL with migrations applied), connect the
+    /// shared counters (Redis) when configured and assemble the pipeline from a validated config.
+    pub async fn from_config(config: &Config) -> Result<AppState> {
         // Before the first exchange, so that the pipeline's metric handles reach the exporter.
         metrics::handle();
-        let store = Arc::new(Store::open(&config.server.state_dir)?);
+        let store = Arc::new(open_store(config, true).await?);
         let mut providers: Vec<Arc<dyn Provider>> = Vec::with_capacity(config.providers.len());
         for provider in &config.providers {
             providers.push(match provider {
@@ -111,6 +114,30 @@ impl AppState {
         core_config
             .ledger
             .import(governance::from_rows(store.load_budget_usage()?));
+        if let Some(url) = &config.storage.redis_url {
+            use secrecy::ExposeSecret;
+            let counters = tandem_counters::RedisCounters::connect(
+                url.expose_secret(),
+                &config.storage.redis_prefix,
+            )
+            .await?;
+            core_config.shared_counters = Some(tandem_core::SharedCounters {
+                counters,
+                fail_open: config.storage.redis_fail == tandem_config::FailMode::Open,
+            });
+        }
+        // A policy stored through the admin API (by any replica) is newer than the file's.
+        let mut policy_version = 0;
+        if let Some(stored) = store.policy_after(0)? {
+            match tandem_policy::Policy::parse(&stored.text, &stored.source) {
+                Ok(policy) => {
+                    core_config.policy = Arc::new(policy);
+                    policy_version = stored.version;
+                }
+                Err(err) => tracing::error!(version = stored.version, error = %err,
+                    "stored policy version refused; keeping the configured policy"),
+            }
+        }
         let core = Core::new(providers, core_config, Arc::clone(&store))?;
         Ok(AppState {
             core: Arc::new(core),
@@ -118,6 +145,7 @@ impl AppState {
             auth: Arc::new(auth),
             admin_token: config.auth.admin_token.clone(),
             policy_file: config.policy_file.clone(),
+            policy_version: Arc::new(std::sync::atomic::AtomicI64::new(policy_version)),
             max_body_bytes: config.server.max_body_bytes,
             metrics_token: config.telemetry.metrics_token.clone(),
             exported: Arc::new(metrics::Exported::new(&config.budgets, &config.limits)),
@@ -164,6 +192,7 @@ impl AppState {
         };
         self.core
             .preflight(req, &hints, "chat")
+            .await
             .map_err(|e| e.to_string())
     }
 }
@@ -220,7 +249,39 @@ fn core_config(config: &Config) -> Result<CoreConfig> {
         prices: tandem_budget::Prices::new(config.prices.clone()),
         dlp: None,
         audit: None,
+        shared_counters: None,
     })
+}
+
+/// The configured store: PostgreSQL when `[storage] postgres_url` is set, else SQLite under the state
+/// directory. With `migrate`, pending migrations are applied; without it, a PostgreSQL schema that needs
+/// them is refused.
+pub async fn open_store(config: &Config, migrate: bool) -> Result<Store> {
+    match &config.storage.postgres_url {
+        None => Ok(Store::open(&config.server.state_dir)?),
+        Some(url) => {
+            use secrecy::ExposeSecret;
+            let url = url.expose_secret().to_owned();
+            let pool = config.storage.postgres_pool;
+            // Connecting blocks for up to the connect timeout: keep it off the async workers.
+            let (store, report) =
+                tokio::task::spawn_blocking(move || Store::postgres(&url, pool, migrate))
+                    .await
+                    .map_err(|err| {
+                        Error::Store(tandem_store::Error::Postgres(format!(
+                            "connecting failed: {err}"
+                        )))
+                    })??;
+            if !report.applied.is_empty() {
+                tracing::info!(
+                    from = report.from,
+                    to = report.to,
+                    "postgres schema migrated"
+                );
+            }
+            Ok(store)
+        }
+    }
 }
 
 /// The router with every route.
@@ -269,6 +330,7 @@ pub async fn run(
         Arc::clone(&core),
         Arc::clone(&store),
         state.policy_file.clone(),
+        Arc::clone(&state.policy_version),
     ));
     let upkeep = tokio::spawn(async {
         let mut every = tokio::time::interval(metrics::UPKEEP_EVERY);

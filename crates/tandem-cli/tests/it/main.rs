@@ -15,6 +15,8 @@ mod otel;
 #[cfg(test)]
 mod pr;
 #[cfg(test)]
+mod replicas;
+#[cfg(test)]
 mod route;
 #[cfg(test)]
 mod support;

@@ -84,7 +84,7 @@ model = "scripted"
                 .map(|(_, v)| (*v).to_owned())
         };
         let config = tandem_config::parse(&text, Source::Embedded, &lookup).unwrap();
-        let state = AppState::from_config(&config).unwrap();
+        let state = AppState::from_config(&config).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
