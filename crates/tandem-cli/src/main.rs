@@ -613,6 +613,10 @@ async fn serve(served: Served, listen: Option<SocketAddr>) -> anyhow::Result<()>
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    // Before the server says it listens: from then on SIGHUP reloads instead of ending the process.
+    let hangup = hangup_signal();
+    let (reload, reloads) = tokio::sync::mpsc::channel(1);
+    let watcher = tokio::spawn(watch_config(config.source.clone(), listen, hangup, reload));
     let source = match &config.source {
         tandem_config::Source::File(path) => path.display().to_string(),
         tandem_config::Source::Embedded => "embedded default".to_owned(),
@@ -620,9 +624,117 @@ async fn serve(served: Served, listen: Option<SocketAddr>) -> anyhow::Result<()>
     tracing::info!(%addr, config = %source, state_dir = %config.server.state_dir.display(),
         upstream = %config.providers.first().map_or_else(String::new, tandem_config::ProviderConfig::location),
         otlp = %config.telemetry.otlp_endpoint.as_deref().unwrap_or("off"), "tandem serve listening");
-    tandem_gateway::run(listener, state, shutdown_signal())
+    let served = tandem_gateway::run_with(listener, state, shutdown_signal(), reloads)
         .await
-        .context("gateway failed")
+        .context("gateway failed");
+    watcher.abort();
+    served
+}
+
+/// SIGHUP, when it can be listened for.
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+/// No SIGHUP here.
+#[cfg(not(unix))]
+type Hangup = ();
+
+/// Starts listening for SIGHUP.
+#[cfg(unix)]
+fn hangup_signal() -> Hangup {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGHUP; the configuration reloads only when its file changes");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_signal() -> Hangup {}
+
+/// The next SIGHUP; never, where there is none.
+#[cfg(unix)]
+async fn next_hangup(hangup: &mut Hangup) {
+    match hangup {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn next_hangup(_: &mut Hangup) {
+    std::future::pending::<()>().await;
+}
+
+/// Loads the configuration again on SIGHUP, and when its file changes (checked every 2 s), and hands each one
+/// that loads and validates to the server, with `--listen` applied as at start. One that does not is logged and
+/// the configuration in force stays. A file whose modification time changed but whose text did not is skipped;
+/// SIGHUP always reloads (the environment's key variables are read again too).
+async fn watch_config(
+    source: tandem_config::Source,
+    listen: Option<SocketAddr>,
+    mut hangup: Hangup,
+    reload: tokio::sync::mpsc::Sender<tandem_config::Config>,
+) {
+    let path = match source {
+        tandem_config::Source::File(path) => Some(path),
+        tandem_config::Source::Embedded => None,
+    };
+    let stamp = |path: &std::path::Path| {
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        (modified, std::fs::read_to_string(path).ok())
+    };
+    let mut last = path.as_deref().map(stamp);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let trigger = tokio::select! {
+            () = next_hangup(&mut hangup) => {
+                if let Some(path) = &path {
+                    last = Some(stamp(path));
+                }
+                "SIGHUP"
+            }
+            _ = tick.tick() => {
+                let Some(path) = &path else { continue };
+                let now = stamp(path);
+                if last.as_ref().is_some_and(|(modified, _)| *modified == now.0) {
+                    continue;
+                }
+                let same_text = last.as_ref().is_some_and(|(_, text)| *text == now.1);
+                last = Some(now);
+                if same_text {
+                    continue;
+                }
+                "file changed"
+            }
+        };
+        tracing::info!(trigger, "reloading configuration");
+        let env = |name: &str| std::env::var(name).ok();
+        let loaded = match &path {
+            Some(path) => tandem_config::load(Some(path), &env),
+            None => tandem_config::embedded(&env),
+        };
+        match loaded {
+            Ok(mut config) => {
+                if let Some(listen) = listen {
+                    config.server.listen = listen;
+                }
+                for warning in &config.warnings {
+                    tracing::warn!("{warning}");
+                }
+                if reload.send(config).await.is_err() {
+                    return;
+                }
+            }
+            Err(err) => {
+                tracing::error!(trigger, error = %err, "configuration refused; keeping the one in force");
+            }
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

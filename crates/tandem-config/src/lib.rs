@@ -76,6 +76,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Directory of the embedded state (SQLite).
     pub state_dir: PathBuf,
+    /// How long requests and streams in flight may still take after SIGTERM before they are ended.
+    pub drain_timeout: Duration,
 }
 
 /// A model name clients may use, bound to a provider and an upstream model.
@@ -508,6 +510,7 @@ struct ServerToml {
     listen: Option<String>,
     max_body_bytes: Option<usize>,
     state_dir: Option<PathBuf>,
+    drain_timeout_s: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -674,6 +677,7 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
             .server
             .state_dir
             .unwrap_or_else(|| PathBuf::from(".tandem")),
+        drain_timeout: Duration::from_secs(raw.server.drain_timeout_s.unwrap_or(30)),
     };
     if raw.providers.is_empty() {
         return Err(invalid(

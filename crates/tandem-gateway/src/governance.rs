@@ -13,8 +13,9 @@ use tandem_budget::PersistedUsage;
 use tandem_config::Config;
 use tandem_core::Core;
 use tandem_store::{BudgetRow, KeyRow, Store};
+use tokio::sync::watch;
 
-use crate::{Error, Result};
+use crate::{AppState, Error, Result};
 
 /// API keys looked up in the embedded store on every request, so a revocation takes effect at once.
 pub(crate) struct StoreKeys(pub(crate) Arc<Store>);
@@ -116,27 +117,32 @@ pub(crate) fn save_budgets(core: &Core, store: &Store) {
 /// version another replica stored. A policy file that no longer parses or validates is reported and the
 /// last good policy stays in force; a good one is stored as a new version, so replicas that share a
 /// database follow it too.
-pub(crate) async fn background(
-    core: Arc<Core>,
-    store: Arc<Store>,
-    policy_file: Option<PathBuf>,
-    version: Arc<AtomicI64>,
-) {
-    let mut last_modified = policy_file.as_deref().and_then(modified);
+///
+/// Each round works on the state `states` holds now, so a configuration reload is followed; when a reload
+/// names another policy file, watching starts over on that file (the reload has already read it).
+pub(crate) async fn background(states: watch::Receiver<AppState>) {
+    let mut watched: Option<(PathBuf, Option<SystemTime>)> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tick.tick().await;
-        save_budgets(&core, &store);
-        follow_stored_policy(&core, &store, &version);
-        let Some(path) = &policy_file else {
+        let state = states.borrow().clone();
+        save_budgets(&state.core, &state.store);
+        follow_stored_policy(&state.core, &state.store, &state.policy_version);
+        let Some(path) = &state.policy_file else {
+            watched = None;
             continue;
         };
         let now = modified(path);
-        if now == last_modified {
-            continue;
+        match &mut watched {
+            Some((file, last_modified)) if file == path => {
+                if *last_modified == now {
+                    continue;
+                }
+                *last_modified = now;
+                reload_policy_file(&state.core, &state.store, path, &state.policy_version);
+            }
+            _ => watched = Some((path.clone(), now)),
         }
-        last_modified = now;
-        reload_policy_file(&core, &store, path, &version);
     }
 }
 

@@ -420,8 +420,15 @@ pub(crate) async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
-/// Readiness: the embedded store answers.
+/// Readiness: the server is not shutting down and the embedded store answers.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "unavailable", "reason": "shutting down"})),
+        )
+            .into_response();
+    }
     match state.core.ready() {
         Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
         Err(err) => {

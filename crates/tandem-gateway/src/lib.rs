@@ -17,6 +17,7 @@ pub mod serve;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -43,6 +44,40 @@ pub struct AppState {
     max_body_bytes: usize,
     metrics_token: Option<secrecy::SecretString>,
     exported: Arc<metrics::Exported>,
+    trace_context: Option<TraceContext>,
+    /// The configuration this state was built from; [`AppState::reload`] compares the next one with it.
+    config: Arc<Config>,
+    /// The providers, in the configuration's order (a reload keeps local models whose settings stay).
+    providers: Providers,
+    /// Budget and rate-limit counters shared with other replicas (Redis), kept across reloads.
+    shared_counters: Option<tandem_core::SharedCounters>,
+    /// Set when shutdown begins, for every state built since: `/readyz` answers 503.
+    draining: Arc<AtomicBool>,
+}
+
+/// The providers of a state; `dyn Provider` has no `Debug`.
+#[derive(Clone)]
+struct Providers(Vec<Arc<dyn Provider>>);
+
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|p| p.name()))
+            .finish()
+    }
+}
+
+/// What [`assemble`] builds a state from besides its configuration: the pieces opened once per process
+/// (store, audit ledger, shared counters) and the ones a reload may carry over.
+struct Parts {
+    store: Arc<Store>,
+    audit: Option<Arc<tandem_audit::Ledger>>,
+    shared_counters: Option<tandem_core::SharedCounters>,
+    providers: Vec<Arc<dyn Provider>>,
+    ledger: tandem_budget::Ledger,
+    policy: Arc<tandem_policy::Policy>,
+    policy_version: Arc<AtomicI64>,
+    draining: Arc<AtomicBool>,
     trace_context: Option<TraceContext>,
 }
 
@@ -76,81 +111,97 @@ impl AppState {
         // Before the first exchange, so that the pipeline's metric handles reach the exporter.
         metrics::handle();
         let store = Arc::new(open_store(config, true).await?);
-        let mut providers: Vec<Arc<dyn Provider>> = Vec::with_capacity(config.providers.len());
-        for provider in &config.providers {
-            providers.push(match provider {
-                ProviderConfig::Http(http) => Arc::new(HttpProvider::new(http.clone())?),
-                // Loads the model (about a second for the default one) before the server listens.
-                ProviderConfig::Local(local) => Arc::new(LocalProvider::start(local.clone())?),
-            });
-        }
-        let auth = governance::authenticator(config, &store)?;
-        let mut core_config = core_config(config)?;
-        if config.dlp.enabled {
-            let key = tandem_config::dlp_key(&config.server.state_dir).map_err(Error::Config)?;
-            core_config.dlp = Some(tandem_core::DlpConfig {
-                redactor: tandem_dlp::Redactor::new(
-                    Arc::clone(&config.dlp.scanner),
-                    config.dlp.actions.clone(),
-                    key,
-                ),
-                responses: config.dlp.responses,
-                restore: config.dlp.restore,
-            });
-        }
-        if config.audit.enabled {
-            let audit = &config.audit;
-            let options = tandem_audit::Options {
-                name: audit.name.clone(),
-                checkpoint_every: audit.checkpoint_every,
-                fsync: audit.fsync,
-                capture: audit.capture,
-                retention: (audit.retention_days > 0)
-                    .then(|| std::time::Duration::from_secs(audit.retention_days * 86_400)),
-                ..tandem_audit::Options::default()
-            };
-            core_config.audit = Some(Arc::new(tandem_audit::Ledger::open(&audit.dir, options)?));
-        }
-        core_config
-            .ledger
-            .import(governance::from_rows(store.load_budget_usage()?));
-        if let Some(url) = &config.storage.redis_url {
-            use secrecy::ExposeSecret;
-            let counters = tandem_counters::RedisCounters::connect(
-                url.expose_secret(),
-                &config.storage.redis_prefix,
-            )
-            .await?;
-            core_config.shared_counters = Some(tandem_core::SharedCounters {
-                counters,
-                fail_open: config.storage.redis_fail == tandem_config::FailMode::Open,
-            });
-        }
+        let providers = build_providers(config, None)?;
+        let audit = open_audit(&config.audit)?;
+        let ledger = budget_ledger(config)?;
+        ledger.import(governance::from_rows(store.load_budget_usage()?));
+        let shared_counters = connect_counters(&config.storage).await?;
         // A policy stored through the admin API (by any replica) is newer than the file's.
+        let mut policy = Arc::clone(&config.policy);
         let mut policy_version = 0;
         if let Some(stored) = store.policy_after(0)? {
             match tandem_policy::Policy::parse(&stored.text, &stored.source) {
-                Ok(policy) => {
-                    core_config.policy = Arc::new(policy);
+                Ok(parsed) => {
+                    policy = Arc::new(parsed);
                     policy_version = stored.version;
                 }
                 Err(err) => tracing::error!(version = stored.version, error = %err,
                     "stored policy version refused; keeping the configured policy"),
             }
         }
-        let core = Core::new(providers, core_config, Arc::clone(&store))?;
-        Ok(AppState {
-            core: Arc::new(core),
-            store,
-            auth: Arc::new(auth),
-            admin_token: config.auth.admin_token.clone(),
-            policy_file: config.policy_file.clone(),
-            policy_version: Arc::new(std::sync::atomic::AtomicI64::new(policy_version)),
-            max_body_bytes: config.server.max_body_bytes,
-            metrics_token: config.telemetry.metrics_token.clone(),
-            exported: Arc::new(metrics::Exported::new(&config.budgets, &config.limits)),
-            trace_context: None,
-        })
+        assemble(
+            config,
+            Parts {
+                store,
+                audit,
+                shared_counters,
+                providers,
+                ledger,
+                policy,
+                policy_version: Arc::new(AtomicI64::new(policy_version)),
+                draining: Arc::new(AtomicBool::new(false)),
+                trace_context: None,
+            },
+        )
+    }
+
+    /// The state for a new configuration of the running server (SIGHUP, a changed config file).
+    ///
+    /// Providers, tiers, router, aliases, budget and rate-limit rules, prices, DLP, authentication, the
+    /// admin and metrics tokens and the body limit are rebuilt from `config`. Kept from this state: the store,
+    /// the audit ledger (one writer per directory), the shared counters, local models whose settings did
+    /// not change, and the policy in force unless `[policy] file` names another file (whose policy is then
+    /// put in force and stored as the newest version). With unchanged budgets and limits the budget ledger
+    /// itself is kept (spend, reservations in flight, rate windows); otherwise the new one starts from the
+    /// old one's settled spend.
+    ///
+    /// Refused, with the settings named, when `config` changes what only a restart can: the listen address,
+    /// the state directory, `[storage]`, `[audit]` or how traces and logs are exported.
+    pub fn reload(&self, config: &Config) -> Result<AppState> {
+        let fixed = restart_only(&self.config, config);
+        if !fixed.is_empty() {
+            return Err(Error::Config(tandem_config::Error::Invalid {
+                source_name: source_name(&config.source),
+                message: format!("{} cannot change without a restart", fixed.join(", ")),
+            }));
+        }
+        let ledger = if config.budgets == self.config.budgets && config.limits == self.config.limits
+        {
+            self.core.ledger().clone()
+        } else {
+            let ledger = budget_ledger(config)?;
+            ledger.import(self.core.ledger().export());
+            ledger
+        };
+        let policy = match &config.policy_file {
+            Some(path) if config.policy_file != self.config.policy_file => {
+                if let Ok(text) = std::fs::read_to_string(path) {
+                    governance::store_policy(
+                        &self.store,
+                        &text,
+                        &path.display().to_string(),
+                        &self.policy_version,
+                    );
+                }
+                Arc::clone(&config.policy)
+            }
+            _ => self.core.policy(),
+        };
+        let providers = build_providers(config, Some(self))?;
+        assemble(
+            config,
+            Parts {
+                store: Arc::clone(&self.store),
+                audit: self.core.audit_ledger().cloned(),
+                shared_counters: self.shared_counters.clone(),
+                providers,
+                ledger,
+                policy,
+                policy_version: Arc::clone(&self.policy_version),
+                draining: Arc::clone(&self.draining),
+                trace_context: self.trace_context.clone(),
+            },
+        )
     }
 
     /// Continue incoming traces: `set_parent` gets each request's headers and span before the span starts.
@@ -197,8 +248,185 @@ impl AppState {
     }
 }
 
-/// The pipeline's part of the configuration.
-fn core_config(config: &Config) -> Result<CoreConfig> {
+/// A state: the pipeline, authentication and the handlers' settings from `config`, on `parts`.
+fn assemble(config: &Config, parts: Parts) -> Result<AppState> {
+    let auth = governance::authenticator(config, &parts.store)?;
+    let mut core_config = core_config(config, parts.policy, parts.ledger);
+    core_config.dlp = dlp_config(config)?;
+    core_config.audit = parts.audit;
+    core_config.shared_counters = parts.shared_counters.clone();
+    let core = Core::new(
+        parts.providers.clone(),
+        core_config,
+        Arc::clone(&parts.store),
+    )?;
+    Ok(AppState {
+        core: Arc::new(core),
+        store: parts.store,
+        auth: Arc::new(auth),
+        admin_token: config.auth.admin_token.clone(),
+        policy_file: config.policy_file.clone(),
+        policy_version: parts.policy_version,
+        max_body_bytes: config.server.max_body_bytes,
+        metrics_token: config.telemetry.metrics_token.clone(),
+        exported: Arc::new(metrics::Exported::new(&config.budgets, &config.limits)),
+        trace_context: parts.trace_context,
+        config: Arc::new(config.clone()),
+        providers: Providers(parts.providers),
+        shared_counters: parts.shared_counters,
+        draining: parts.draining,
+    })
+}
+
+/// The configured providers. A reload passes the running state, whose local models are kept when their
+/// settings did not change, so that a model is not loaded a second time.
+fn build_providers(config: &Config, running: Option<&AppState>) -> Result<Vec<Arc<dyn Provider>>> {
+    let mut providers: Vec<Arc<dyn Provider>> = Vec::with_capacity(config.providers.len());
+    for provider in &config.providers {
+        providers.push(match provider {
+            ProviderConfig::Http(http) => Arc::new(HttpProvider::new(http.clone())?),
+            ProviderConfig::Local(local) => {
+                let kept = running.and_then(|state| {
+                    state
+                        .config
+                        .providers
+                        .iter()
+                        .zip(&state.providers.0)
+                        .find_map(|(old, built)| match old {
+                            ProviderConfig::Local(old) if old == local => Some(Arc::clone(built)),
+                            _ => None,
+                        })
+                });
+                match kept {
+                    Some(kept) => kept,
+                    // Loads the model (about a second for the default one) before the server listens.
+                    None => Arc::new(LocalProvider::start(local.clone())?),
+                }
+            }
+        });
+    }
+    Ok(providers)
+}
+
+/// The audit ledger, when `[audit]` enables it. Opening takes the directory's lock: once per process.
+fn open_audit(audit: &tandem_config::AuditSettings) -> Result<Option<Arc<tandem_audit::Ledger>>> {
+    if !audit.enabled {
+        return Ok(None);
+    }
+    let options = tandem_audit::Options {
+        name: audit.name.clone(),
+        checkpoint_every: audit.checkpoint_every,
+        fsync: audit.fsync,
+        capture: audit.capture,
+        retention: (audit.retention_days > 0)
+            .then(|| std::time::Duration::from_secs(audit.retention_days * 86_400)),
+        ..tandem_audit::Options::default()
+    };
+    Ok(Some(Arc::new(tandem_audit::Ledger::open(
+        &audit.dir, options,
+    )?)))
+}
+
+/// The budget counters shared with other replicas, when `[storage] redis_url` is set.
+async fn connect_counters(
+    storage: &tandem_config::StorageSettings,
+) -> Result<Option<tandem_core::SharedCounters>> {
+    let Some(url) = &storage.redis_url else {
+        return Ok(None);
+    };
+    use secrecy::ExposeSecret;
+    let counters =
+        tandem_counters::RedisCounters::connect(url.expose_secret(), &storage.redis_prefix).await?;
+    Ok(Some(tandem_core::SharedCounters {
+        counters,
+        fail_open: storage.redis_fail == tandem_config::FailMode::Open,
+    }))
+}
+
+/// The budget ledger of `config`'s budgets and limits, empty.
+fn budget_ledger(config: &Config) -> Result<tandem_budget::Ledger> {
+    tandem_budget::Ledger::new(config.budgets.clone(), config.limits.clone()).map_err(Error::Budget)
+}
+
+/// The DLP stage, when `[dlp]` enables it.
+fn dlp_config(config: &Config) -> Result<Option<tandem_core::DlpConfig>> {
+    if !config.dlp.enabled {
+        return Ok(None);
+    }
+    let key = tandem_config::dlp_key(&config.server.state_dir).map_err(Error::Config)?;
+    Ok(Some(tandem_core::DlpConfig {
+        redactor: tandem_dlp::Redactor::new(
+            Arc::clone(&config.dlp.scanner),
+            config.dlp.actions.clone(),
+            key,
+        ),
+        responses: config.dlp.responses,
+        restore: config.dlp.restore,
+    }))
+}
+
+/// The settings `next` changes that only a restart applies: what is bound or opened once per process
+/// (listen address, state directory, `[storage]`, `[audit]`) and the log and trace export the binary sets up.
+fn restart_only(running: &Config, next: &Config) -> Vec<&'static str> {
+    use secrecy::ExposeSecret;
+    let secret =
+        |s: &Option<secrecy::SecretString>| s.as_ref().map(|s| s.expose_secret().to_owned());
+    let (old, new) = (&running.storage, &next.storage);
+    let (old_t, new_t) = (&running.telemetry, &next.telemetry);
+    [
+        ("server.listen", running.server.listen == next.server.listen),
+        (
+            "server.state_dir",
+            running.server.state_dir == next.server.state_dir,
+        ),
+        (
+            "storage.postgres_url",
+            secret(&old.postgres_url) == secret(&new.postgres_url),
+        ),
+        (
+            "storage.postgres_pool",
+            old.postgres_pool == new.postgres_pool,
+        ),
+        (
+            "storage.redis_url",
+            secret(&old.redis_url) == secret(&new.redis_url),
+        ),
+        ("storage.redis_prefix", old.redis_prefix == new.redis_prefix),
+        ("storage.redis_fail", old.redis_fail == new.redis_fail),
+        ("[audit]", running.audit == next.audit),
+        (
+            "telemetry.otlp_endpoint",
+            old_t.otlp_endpoint == new_t.otlp_endpoint,
+        ),
+        (
+            "telemetry.service_name",
+            old_t.service_name == new_t.service_name,
+        ),
+        (
+            "telemetry.sample_ratio",
+            old_t.sample_ratio == new_t.sample_ratio,
+        ),
+        ("telemetry.log_format", old_t.log_format == new_t.log_format),
+    ]
+    .into_iter()
+    .filter_map(|(name, same)| (!same).then_some(name))
+    .collect()
+}
+
+/// How errors name a configuration's source.
+fn source_name(source: &tandem_config::Source) -> String {
+    match source {
+        tandem_config::Source::File(path) => path.display().to_string(),
+        tandem_config::Source::Embedded => "embedded default".to_owned(),
+    }
+}
+
+/// The pipeline's part of the configuration, with the policy and budget ledger to put in force.
+fn core_config(
+    config: &Config,
+    policy: Arc<tandem_policy::Policy>,
+    ledger: tandem_budget::Ledger,
+) -> CoreConfig {
     let tiers = config
         .tiers
         .iter()
@@ -236,21 +464,19 @@ fn core_config(config: &Config) -> Result<CoreConfig> {
         Some(r) => (Some(r.router.clone()), r.session_ttl, r.max_sessions),
         None => (None, std::time::Duration::from_secs(3600), 100_000),
     };
-    let ledger = tandem_budget::Ledger::new(config.budgets.clone(), config.limits.clone())
-        .map_err(Error::Budget)?;
-    Ok(CoreConfig {
+    CoreConfig {
         tiers,
         aliases,
         router,
         session_ttl,
         max_sessions,
-        policy: Arc::clone(&config.policy),
+        policy,
         ledger,
         prices: tandem_budget::Prices::new(config.prices.clone()),
         dlp: None,
         audit: None,
         shared_counters: None,
-    })
+    }
 }
 
 /// The configured store: PostgreSQL when `[storage] postgres_url` is set, else SQLite under the state
@@ -318,20 +544,35 @@ async fn openapi() -> impl axum::response::IntoResponse {
     )
 }
 
-/// Serve on `listener` until `shutdown` resolves, then flush the records.
+/// Serve on `listener` until `shutdown` resolves, then drain (see [`run_with`]) and flush the records.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let core = Arc::clone(&state.core);
-    let store = Arc::clone(&state.store);
-    let background = tokio::spawn(governance::background(
-        Arc::clone(&core),
-        Arc::clone(&store),
-        state.policy_file.clone(),
-        Arc::clone(&state.policy_version),
-    ));
+    let (_, reloads) = tokio::sync::mpsc::channel(1);
+    run_with(listener, state, shutdown, reloads).await
+}
+
+/// Serve on `listener`, switching to each configuration `reloads` delivers, until `shutdown` resolves.
+///
+/// A configuration [`AppState::reload`] refuses is logged and the one in force stays. New connections, and
+/// new requests on open ones, are served by the newest state; requests and streams in flight finish on the
+/// state they started on.
+///
+/// When `shutdown` resolves, `/readyz` answers 503 and no connection is accepted any more; requests and
+/// streams in flight may finish within `[server] drain_timeout_s`. Connections still open then are closed,
+/// which drops their requests and streams: the pipeline records each as cancelled and journals its audit
+/// entry as it is dropped. Then budget spend is saved and the records and the audit ledger are flushed.
+pub async fn run_with(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    mut reloads: tokio::sync::mpsc::Receiver<Config>,
+) -> Result<()> {
+    let (states, current) = tokio::sync::watch::channel(state.clone());
+    let (routes, served_routes) = tokio::sync::watch::channel(app(state));
+    let background = tokio::spawn(governance::background(current.clone()));
     let upkeep = tokio::spawn(async {
         let mut every = tokio::time::interval(metrics::UPKEEP_EVERY);
         loop {
@@ -341,11 +582,37 @@ pub async fn run(
             }
         }
     });
-    let served = serve::serve(listener, app(state), serve::Timeouts::DEFAULT, shutdown).await;
+    let reloader = tokio::spawn(async move {
+        while let Some(config) = reloads.recv().await {
+            let running = states.borrow().clone();
+            match running.reload(&config) {
+                Ok(next) => {
+                    routes.send_modify(|router| *router = app(next.clone()));
+                    states.send_replace(next);
+                    tracing::info!(config = %source_name(&config.source), "configuration reloaded");
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "configuration refused; keeping the one in force");
+                }
+            }
+        }
+    });
+    let draining = current.clone();
+    let stop = async move {
+        shutdown.await;
+        let state = draining.borrow().clone();
+        state.draining.store(true, Ordering::SeqCst);
+        Some(state.config.server.drain_timeout)
+    };
+    let served = serve::serve_with(listener, served_routes, serve::Timeouts::DEFAULT, stop).await;
+    reloader.abort();
     background.abort();
     upkeep.abort();
-    governance::save_budgets(&core, &store);
+    let state = current.borrow().clone();
+    governance::save_budgets(&state.core, &state.store);
     served.map_err(Error::Serve)?;
-    core.flush()?;
+    // The store and the audit ledger are shared by every state a reload built.
+    state.core.flush()?;
+    tracing::info!("stopped; records and audit ledger flushed");
     Ok(())
 }

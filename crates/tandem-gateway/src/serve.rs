@@ -9,7 +9,11 @@
 //! - a request body must arrive whole within `body_read` of its head, or reading it fails and the handler answers
 //!   400 in the client API's shape.
 //!
-//! Answers have no deadline: a stream lasts as long as the upstream keeps talking and the client keeps reading.
+//! Answers have no deadline while serving: a stream lasts as long as the upstream keeps talking and the client
+//! keeps reading. At shutdown, [`serve_with`] gives those in flight a limit (the drain deadline).
+//!
+//! [`serve_with`] takes the router through a `watch` channel: a configuration reload replaces it, and each request
+//! is served by the router current when its head arrived.
 
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -58,22 +62,41 @@ pub async fn serve(
     timeouts: Timeouts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = TowerToHyperService::new(router);
-    // Dropping `stop_rx` tells every connection to shut down gracefully; each connection holds a `done_rx`
-    // clone, so `done_tx.closed()` resolves once they have all ended.
-    let (stop_tx, stop_rx) = watch::channel(());
-    let (done_tx, done_rx) = watch::channel(());
-    tokio::spawn(async move {
+    let (_router, routes) = watch::channel(router);
+    serve_with(listener, routes, timeouts, async move {
         shutdown.await;
-        drop(stop_rx);
-    });
+        None
+    })
+    .await
+}
+
+/// As [`serve`], with a router that can be replaced while serving and a limit on draining.
+///
+/// Each request is served by the router `routes` holds when its head arrives, so a new router takes over new
+/// connections and the next requests of open ones, while requests in flight finish on the router they started on.
+///
+/// When `shutdown` resolves, the listener is closed at once (new connections are refused) and each connection is
+/// shut down gracefully: it finishes the exchange in flight, then closes. With `Some(limit)`, connections still open
+/// `limit` later are closed, which drops their requests and answers.
+pub async fn serve_with(
+    listener: TcpListener,
+    routes: watch::Receiver<Router>,
+    timeouts: Timeouts,
+    shutdown: impl Future<Output = Option<Duration>> + Send + 'static,
+) -> std::io::Result<()> {
+    // Dropping `stop_rx` tells every connection to shut down gracefully, and dropping `end_rx` to close at once;
+    // each connection holds a `done_rx` clone, so `done_tx.closed()` resolves once they have all ended.
+    let (stop_tx, stop_rx) = watch::channel(());
+    let (end_tx, end_rx) = watch::channel(());
+    let (done_tx, done_rx) = watch::channel(());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.header_read);
     let builder = Arc::new(builder);
-    loop {
+    let mut shutdown = pin!(shutdown);
+    let limit = loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -82,19 +105,37 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = stop_tx.closed() => break,
+            limit = &mut shutdown => break limit,
         };
         tokio::spawn(connection(
             stream,
             Arc::clone(&builder),
-            router.clone(),
+            routes.clone(),
             timeouts,
-            stop_tx.clone(),
+            Ending {
+                stop: stop_tx.clone(),
+                end: end_tx.clone(),
+            },
             done_rx.clone(),
         ));
-    }
+    };
     drop(listener);
+    drop(stop_rx);
     drop(done_rx);
+    tracing::info!(
+        connections = done_tx.receiver_count(),
+        drain_timeout_s = limit.map(|l| l.as_secs_f64()),
+        "no longer accepting connections; draining those open"
+    );
+    if let Some(limit) = limit
+        && tokio::time::timeout(limit, done_tx.closed()).await.is_err()
+    {
+        tracing::warn!(
+            connections = done_tx.receiver_count(),
+            "drain deadline passed; closing the connections still open"
+        );
+        drop(end_rx);
+    }
     done_tx.closed().await;
     Ok(())
 }
@@ -113,13 +154,21 @@ async fn accept_error(err: std::io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
+/// How the server tells a connection to end: each resolves `closed()` once the server drops its receiver.
+struct Ending {
+    /// Finish the exchange in flight, then close.
+    stop: watch::Sender<()>,
+    /// Close now.
+    end: watch::Sender<()>,
+}
+
 /// Serves one connection to its end.
 async fn connection(
     stream: TcpStream,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    router: TowerToHyperService<Router>,
+    routes: watch::Receiver<Router>,
     timeouts: Timeouts,
-    stop: watch::Sender<()>,
+    ending: Ending,
     _done: watch::Receiver<()>,
 ) {
     let started = Arc::new(AtomicBool::new(false));
@@ -127,6 +176,7 @@ async fn connection(
     let service = service_fn(move |request: axum::http::Request<Incoming>| {
         seen.store(true, Ordering::Relaxed);
         let request = request.map(|body| Deadline::new(body, timeouts.body_read));
+        let router = TowerToHyperService::new(routes.borrow().clone());
         hyper::service::Service::call(&router, request)
     });
     let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
@@ -150,10 +200,12 @@ async fn connection(
                     return;
                 }
             }
-            () = stop.closed(), if !stopping => {
+            () = ending.stop.closed(), if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
+            // Returning drops the connection, and with it the exchange in flight.
+            () = ending.end.closed() => return,
         }
     }
 }

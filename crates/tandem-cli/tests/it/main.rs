@@ -9,6 +9,8 @@ mod edit;
 #[cfg(test)]
 mod governance;
 #[cfg(test)]
+mod lifecycle;
+#[cfg(test)]
 mod local;
 #[cfg(test)]
 mod otel;

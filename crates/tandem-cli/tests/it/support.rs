@@ -110,6 +110,60 @@ impl Serve {
     }
 }
 
+impl Serve {
+    /// Sends `signal` (`TERM`, `HUP`, …) without waiting.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit; its status.
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tandem serve did not exit: {:#?}",
+                self.logs.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The JSON log lines so far whose message is `message` and that `also` accepts.
+    pub fn logged(&self, message: &str, also: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|log| log["fields"]["message"] == message && also(log))
+            .collect()
+    }
+
+    /// Waits (bounded) until a JSON log line with `message` that `also` accepts has been written; the first one.
+    pub async fn wait_logged(&self, message: &str, also: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(log) = self.logged(message, &also).into_iter().next() {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line `{message}`: {:#?}",
+                self.logs.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
