@@ -107,6 +107,37 @@ pub(crate) fn checkpoints(conn: &Connection) -> Result<Vec<(u64, String)>> {
     Ok(out)
 }
 
+/// Writes a ledger copied from PostgreSQL into a new SQLite database at `path`; returns the entries.
+pub(crate) fn write_snapshot(path: &Path, rows: &crate::pg::Rows) -> Result<u64> {
+    if path.exists() {
+        return Err(crate::Error::Invalid(format!(
+            "{} exists already; copy the ledger into an empty directory",
+            path.display()
+        )));
+    }
+    let mut conn = open_rw(path)?;
+    let tx = conn.transaction()?;
+    {
+        let mut entry = tx.prepare(
+            "INSERT INTO entries (idx, ts_ms, kind, principal, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (idx, ts, kind, principal, body) in &rows.entries {
+            entry.execute(rusqlite::params![idx, ts, kind, principal, body])?;
+        }
+        let mut hash = tx.prepare("INSERT INTO hashes (id, hash) VALUES (?1, ?2)")?;
+        for (id, bytes) in &rows.hashes {
+            hash.execute(rusqlite::params![id, bytes])?;
+        }
+        let mut checkpoint =
+            tx.prepare("INSERT INTO checkpoints (size, ts_ms, note) VALUES (?1, ?2, ?3)")?;
+        for (size, ts, note) in &rows.checkpoints {
+            checkpoint.execute(rusqlite::params![size, ts, note])?;
+        }
+    }
+    tx.commit()?;
+    Ok(rows.entries.len() as u64)
+}
+
 /// `tlog`'s view of the stored hashes, for proofs.
 pub(crate) struct DbHashes<'a>(pub(crate) &'a Connection);
 

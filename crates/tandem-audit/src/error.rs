@@ -48,6 +48,9 @@ pub enum Error {
     /// Asked for something the ledger does not have.
     #[error("{0}")]
     NotFound(String),
+    /// The ledger's PostgreSQL database failed or could not be reached.
+    #[error("audit ledger database: {0}")]
+    Postgres(String),
 }
 
 /// Shorthand.
@@ -63,5 +66,14 @@ pub(crate) fn io(
         action,
         path,
         source,
+    }
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(err: tokio_postgres::Error) -> Self {
+        match err.as_db_error() {
+            Some(db) => Error::Postgres(format!("{err}: {}", db.message())),
+            None => Error::Postgres(err.to_string()),
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! The writing side: [`Ledger::append`] seals an entry and journals it on the caller's thread; one
+//! The writing side: [`FileLedger::append`] seals an entry and journals it on the caller's thread; one
 //! writer thread commits journalled entries to SQLite in batches, extends the Merkle tree and signs
 //! a checkpoint in the same transaction, so every committed entry is covered by a signed checkpoint.
 
@@ -24,7 +24,7 @@ const BATCH: usize = 4096;
 /// How long the writer waits after the first entry of a batch so that later ones join the same
 /// transaction and checkpoint: at low rates a commit and a signature per entry would cost more CPU
 /// than the request itself. It parks rather than blocking on the channel, so appends meanwhile wake
-/// nobody (a futex wake on every append was most of their cost); [`Ledger::flush`] unparks it.
+/// nobody (a futex wake on every append was most of their cost); [`FileLedger::flush`] unparks it.
 /// Entries are durable in the journal already; only sealing waits.
 const LINGER: Duration = Duration::from_millis(100);
 
@@ -100,8 +100,9 @@ struct Sequencer {
     tx: Sender<Msg>,
 }
 
-/// The append side of the audit ledger. One per ledger directory (a lock file enforces it).
-pub struct Ledger {
+/// The append side of a ledger kept in files: a journal and SQLite. One per ledger directory (a lock
+/// file enforces it).
+pub(crate) struct FileLedger {
     dir: PathBuf,
     key: LedgerKey,
     options: Options,
@@ -110,19 +111,19 @@ pub struct Ledger {
     _lock: File,
 }
 
-impl std::fmt::Debug for Ledger {
+impl std::fmt::Debug for FileLedger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ledger")
+        f.debug_struct("FileLedger")
             .field("dir", &self.dir)
             .field("vkey", &self.key.vkey())
             .finish_non_exhaustive()
     }
 }
 
-impl Ledger {
+impl FileLedger {
     /// Opens the ledger in `dir` (creating it and its key), seals whatever the journal holds from
     /// before a crash, and starts the writer thread.
-    pub fn open(dir: &Path, options: Options) -> Result<Ledger> {
+    pub(crate) fn open(dir: &Path, options: Options) -> Result<FileLedger> {
         std::fs::create_dir_all(dir).map_err(io("create", dir))?;
         let lock_path = dir.join("lock");
         let lock = File::create(&lock_path).map_err(io("create", &lock_path))?;
@@ -186,7 +187,7 @@ impl Ledger {
             .name("tandem-audit-writer".into())
             .spawn(move || writer(conn, content, rx, state))
             .map_err(io("start the writer for", dir))?;
-        let ledger = Ledger {
+        let ledger = FileLedger {
             dir: dir.to_owned(),
             key,
             options,
@@ -209,17 +210,17 @@ impl Ledger {
     }
 
     /// The ledger's key (public verifier key, content hashing, attestation signing).
-    pub fn key(&self) -> &LedgerKey {
+    pub(crate) fn key(&self) -> &LedgerKey {
         &self.key
     }
 
     /// The ledger directory.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Whether content capture is on.
-    pub fn captures(&self) -> bool {
+    pub(crate) fn captures(&self) -> bool {
         self.options.capture
     }
 
@@ -227,7 +228,7 @@ impl Ledger {
     /// process being killed (and power loss with [`Options::fsync`]); it is committed and covered
     /// by a signed checkpoint shortly after, off the caller's path. `content` goes to the content
     /// store when capture is on.
-    pub fn append(&self, entry: &Entry, content: Option<Content>) -> Result<u64> {
+    pub(crate) fn append(&self, entry: &Entry, content: Option<Content>) -> Result<u64> {
         let json = serde_json::to_vec(entry)?;
         let kind = entry.kind();
         let principal = entry.principal().user.clone();
@@ -281,7 +282,7 @@ impl Ledger {
 
     /// Waits until every entry appended before this call is committed and sealed by a signed
     /// checkpoint; returns the ledger size.
-    pub fn flush(&self) -> Result<u64> {
+    pub(crate) fn flush(&self) -> Result<u64> {
         let (ack_tx, ack_rx) = mpsc::sync_channel(1);
         {
             let guard = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
@@ -303,12 +304,12 @@ impl Ledger {
     }
 
     /// Deletes captured content older than `age`; the log itself is untouched (it holds only hashes).
-    pub fn purge_content(&self, age: Duration) -> Result<u64> {
+    pub(crate) fn purge_content(&self, age: Duration) -> Result<u64> {
         purge_content(&self.dir, age)
     }
 
     /// Commits what is pending and stops the writer.
-    pub fn close(&self) -> Result<u64> {
+    pub(crate) fn close(&self) -> Result<u64> {
         let size = self.flush();
         self.seq
             .lock()
@@ -326,7 +327,7 @@ impl Ledger {
     }
 }
 
-impl Drop for Ledger {
+impl Drop for FileLedger {
     fn drop(&mut self) {
         if self
             .seq

@@ -22,7 +22,9 @@ mod export;
 mod journal;
 mod key;
 mod ledger;
+mod pg;
 mod reader;
+mod sink;
 mod tree;
 mod verify;
 
@@ -33,8 +35,9 @@ pub use entry::{
 pub use error::{Error, Result};
 pub use export::{PAYLOAD_TYPE, PREDICATE_TYPE};
 pub use key::{ContentKey, LedgerKey, dsse_pae, verify_dsse};
-pub use ledger::{Content, Ledger, Options, purge_content};
+pub use ledger::{Content, Options, purge_content};
 pub use reader::{ConsistencyProof, Filter, InclusionProof, Reader, Stored};
+pub use sink::{Ledger, snapshot_postgres};
 pub use verify::{Problem, Report, VerifyOptions};
 
 /// Checks an inclusion proof against a root (hex), as an auditor without database access would.

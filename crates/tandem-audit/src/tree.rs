@@ -18,15 +18,7 @@ impl Frontier {
         size: u64,
         read: impl FnOnce(&[u64]) -> crate::Result<Vec<Hash>>,
     ) -> crate::Result<Frontier> {
-        let mut shape = Vec::new();
-        let mut start = 0u64;
-        for level in (0..64u8).rev() {
-            let width = 1u64 << level;
-            if size & width != 0 {
-                shape.push((level, stored_hash_index(level, start >> level)));
-                start += width;
-            }
-        }
+        let shape = shape(size);
         let ids: Vec<u64> = shape.iter().map(|(_, id)| *id).collect();
         let hashes = read(&ids)?;
         if hashes.len() != ids.len() {
@@ -43,6 +35,11 @@ impl Frontier {
     }
 
     /// Number of leaves.
+    /// The stored hashes [`Frontier::load`] reads for a tree of `size` entries.
+    pub(crate) fn ids(size: u64) -> Vec<u64> {
+        shape(size).into_iter().map(|(_, id)| id).collect()
+    }
+
     pub(crate) fn size(&self) -> u64 {
         self.size
     }
@@ -77,6 +74,20 @@ impl Frontier {
         }
         hash
     }
+}
+
+/// The perfect subtrees a tree of `size` entries is made of, largest first: `(level, stored hash id)`.
+fn shape(size: u64) -> Vec<(u8, u64)> {
+    let mut shape = Vec::new();
+    let mut start = 0u64;
+    for level in (0..64u8).rev() {
+        let width = 1u64 << level;
+        if size & width != 0 {
+            shape.push((level, stored_hash_index(level, start >> level)));
+            start += width;
+        }
+    }
+    shape
 }
 
 #[cfg(test)]

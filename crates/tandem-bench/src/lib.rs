@@ -5,10 +5,12 @@
 //! first two are `current_exe() testkit|serve`), each in its own process group and killed when the run ends
 //! or fails. Every request is `POST /v1/chat/completions` with the same body apart from the model name.
 //! See `bench/README.md` for the method and [`run`] for the order of the scenarios.
-//! `tandem bench dlp` is a separate benchmark of the secret scanner against its peers (see [`dlp`]).
+//! `tandem bench dlp` is a separate benchmark of the secret scanner against its peers (see [`dlp`]), and
+//! `tandem bench idle` one of the gateway's memory per open, idle stream (see [`idle`]).
 
 mod client;
 pub mod dlp;
+pub mod idle;
 pub mod local;
 mod machine;
 mod procs;
@@ -92,6 +94,8 @@ pub enum Bench {
     Dlp(dlp::Args),
     /// Benchmark the local tier against llama.cpp's llama-bench, and plain against prompt-lookup decoding.
     Local(local::Args),
+    /// Hold many concurrent idle streams open through `tandem serve`: its memory per stream, and cancellation.
+    Idle(idle::Args),
 }
 
 /// The settings of a run after `--quick` defaults are applied.
@@ -155,8 +159,9 @@ pub struct Report {
     pub json_path: PathBuf,
 }
 
-/// Runs the whole benchmark, stopping (and killing the children) on Ctrl-C, SIGTERM or SIGHUP; or, with the
-/// `dlp` subcommand, the DLP benchmark (on a blocking thread, with the default signal handling).
+/// Runs the whole benchmark (or, with the `idle` subcommand, the idle-streams one), stopping (and killing the
+/// children) on Ctrl-C, SIGTERM or SIGHUP; or, with the `dlp` or `local` subcommand, that benchmark (on a blocking
+/// thread, with the default signal handling).
 pub async fn run(args: Args) -> anyhow::Result<Report> {
     if let Some(Bench::Dlp(dlp_args)) = args.command {
         return tokio::task::spawn_blocking(move || dlp::run(&dlp_args))
@@ -168,11 +173,21 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
             .await
             .context("the local-tier benchmark thread")?;
     }
+    if let Some(Bench::Idle(idle_args)) = args.command {
+        return until_signal(idle::run(idle_args)).await;
+    }
+    until_signal(run_inner(args)).await
+}
+
+/// Runs `bench` unless Ctrl-C, SIGTERM or SIGHUP comes first; dropping it then kills its children.
+async fn until_signal(
+    bench: impl std::future::Future<Output = anyhow::Result<Report>>,
+) -> anyhow::Result<Report> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
     tokio::select! {
-        result = run_inner(args) => result,
+        result = bench => result,
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
         _ = term.recv() => anyhow::bail!("terminated"),
         _ = hangup.recv() => anyhow::bail!("hung up"),
@@ -195,39 +210,9 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         .context("creating a temporary directory")?;
     let dir = temp.path();
 
-    // The upstream.
-    let upstream_addr = procs::free_addr()?;
-    let mut command = Command::new(&exe);
-    command
-        .args(["testkit", "--listen", &upstream_addr.to_string()])
-        .env("RUST_LOG", "warn");
-    let mut upstream = Child::spawn("testkit", command, dir.join("testkit.log"))?;
-    upstream
-        .wait_ready(upstream_addr, "/healthz", Duration::from_secs(20))
-        .await?;
-    tracing::info!(%upstream_addr, "testkit upstream ready");
-
-    // Tandem.
-    let tandem_addr = procs::free_addr()?;
-    let config_path = dir.join("tandem.toml");
-    let config = format!(
-        "[server]\nlisten = \"{tandem_addr}\"\nstate_dir = {state:?}\n\n[[providers]]\nname = \"testkit\"\nkind = \"openai\"\nbase_url = \"http://{upstream_addr}/v1\"\n",
-        state = dir.join("tandem-state").display().to_string(),
-    );
-    std::fs::write(&config_path, config).context("writing the tandem config")?;
-    let mut command = Command::new(&exe);
-    command
-        .arg("serve")
-        .arg("--config")
-        .arg(&config_path)
-        .env("RUST_LOG", "warn")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost");
-    let mut tandem = Child::spawn("tandem", command, dir.join("tandem.log"))?;
-    let tandem_startup = tandem
-        .wait_ready(tandem_addr, "/healthz", Duration::from_secs(20))
-        .await?;
-    tracing::info!(%tandem_addr, ?tandem_startup, "tandem ready");
+    let (upstream, upstream_addr) = start_upstream(&exe, dir).await?;
+    let (mut tandem, tandem_addr, tandem_startup) =
+        start_tandem(&exe, dir, upstream_addr, "").await?;
 
     // LiteLLM, when installed.
     let mut litellm_note = None;
@@ -471,6 +456,55 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
     })
 }
 
+/// Starts `tandem testkit` on a free loopback port and waits until it answers.
+pub(crate) async fn start_upstream(
+    exe: &Path,
+    dir: &Path,
+) -> anyhow::Result<(Child, std::net::SocketAddr)> {
+    let upstream_addr = procs::free_addr()?;
+    let mut command = Command::new(exe);
+    command
+        .args(["testkit", "--listen", &upstream_addr.to_string()])
+        .env("RUST_LOG", "warn");
+    let mut upstream = Child::spawn("testkit", command, dir.join("testkit.log"))?;
+    upstream
+        .wait_ready(upstream_addr, "/healthz", Duration::from_secs(20))
+        .await?;
+    tracing::info!(%upstream_addr, "testkit upstream ready");
+    Ok((upstream, upstream_addr))
+}
+
+/// Starts `tandem serve` on a free loopback port with one `openai` provider, `testkit`, at `upstream_addr`
+/// (`provider_extra` is appended to its table), and waits until it answers; also returns its startup time.
+pub(crate) async fn start_tandem(
+    exe: &Path,
+    dir: &Path,
+    upstream_addr: std::net::SocketAddr,
+    provider_extra: &str,
+) -> anyhow::Result<(Child, std::net::SocketAddr, Duration)> {
+    let tandem_addr = procs::free_addr()?;
+    let config_path = dir.join("tandem.toml");
+    let config = format!(
+        "[server]\nlisten = \"{tandem_addr}\"\nstate_dir = {state:?}\n\n[[providers]]\nname = \"testkit\"\nkind = \"openai\"\nbase_url = \"http://{upstream_addr}/v1\"\n{provider_extra}",
+        state = dir.join("tandem-state").display().to_string(),
+    );
+    std::fs::write(&config_path, config).context("writing the tandem config")?;
+    let mut command = Command::new(exe);
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .env("RUST_LOG", "warn")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    let mut tandem = Child::spawn("tandem", command, dir.join("tandem.log"))?;
+    let tandem_startup = tandem
+        .wait_ready(tandem_addr, "/healthz", Duration::from_secs(20))
+        .await?;
+    tracing::info!(%tandem_addr, ?tandem_startup, "tandem ready");
+    Ok((tandem, tandem_addr, tandem_startup))
+}
+
 /// Reads the CPU time of the gateway processes.
 struct CpuClock {
     tandem: u32,
@@ -551,7 +585,7 @@ async fn start_litellm(
 }
 
 /// Raises the soft open-files limit to the hard limit; the children inherit it.
-fn raise_fd_limit(concurrency: u32) {
+pub(crate) fn raise_fd_limit(concurrency: u32) {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     let wanted = u64::from(concurrency) * 2 + 512;
@@ -572,7 +606,7 @@ fn raise_fd_limit(concurrency: u32) {
 }
 
 /// Warning and error lines of a child's log (at most 10, plus the total count).
-fn log_problems(child: &Child) -> Vec<String> {
+pub(crate) fn log_problems(child: &Child) -> Vec<String> {
     let text = std::fs::read_to_string(&child.log).unwrap_or_default();
     let problems: Vec<&str> = text
         .lines()
@@ -606,7 +640,7 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
 
-fn mb(bytes: u64) -> f64 {
+pub(crate) fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1024.0 / 1024.0
 }
 

@@ -700,7 +700,7 @@ fn signed(v: f64) -> String {
 }
 
 /// A rounded number with thousands separators.
-fn int(v: f64) -> String {
+pub(crate) fn int(v: f64) -> String {
     let n = v.round().max(0.0) as u64;
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);

@@ -311,12 +311,48 @@ fn dir(args: &LedgerArgs) -> anyhow::Result<(PathBuf, Option<tandem_config::Conf
     Ok((config.audit.dir.clone(), Some(config)))
 }
 
+/// A ledger opened for reading, with the local copy it reads when the ledger is in PostgreSQL.
+struct Opened {
+    reader: Reader,
+    _copy: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Opened {
+    type Target = Reader;
+
+    fn deref(&self) -> &Reader {
+        &self.reader
+    }
+}
+
 /// Opens the ledger for reading. When no server holds it, whatever its journal holds from a crash
-/// is sealed first, so what is shown and verified includes every answered request.
-fn open(args: &LedgerArgs) -> anyhow::Result<Reader> {
-    let (dir, _) = dir(args)?;
+/// is sealed first, so what is shown and verified includes every answered request. A ledger in
+/// PostgreSQL (`[storage] postgres_url`) is copied in one consistent snapshot into a temporary
+/// directory and read there, with the same proofs and checks.
+fn open(args: &LedgerArgs) -> anyhow::Result<Opened> {
+    let (dir, config) = dir(args)?;
+    if let Some(url) = config
+        .as_ref()
+        .and_then(|c| c.storage.postgres_url.as_ref())
+    {
+        use secrecy::ExposeSecret;
+        let copy = tempfile::tempdir().context("creating a directory for the ledger copy")?;
+        let entries = tandem_audit::snapshot_postgres(url.expose_secret(), copy.path())
+            .context("copying the audit ledger from postgres")?;
+        tracing::info!(entries, "audit ledger copied from postgres");
+        let reader = Reader::open(copy.path()).context("opening the copied audit ledger")?;
+        return Ok(Opened {
+            reader,
+            _copy: Some(copy),
+        });
+    }
     seal_journal(&dir)?;
-    Reader::open(&dir).with_context(|| format!("opening the audit ledger in {}", dir.display()))
+    let reader = Reader::open(&dir)
+        .with_context(|| format!("opening the audit ledger in {}", dir.display()))?;
+    Ok(Opened {
+        reader,
+        _copy: None,
+    })
 }
 
 fn seal_journal(dir: &Path) -> anyhow::Result<()> {

@@ -23,8 +23,9 @@ use tandem_budget::{ExceededKind, Limits, SharedPlan};
 
 pub use error::{Error, Result};
 
-/// How long one script may take, connecting included, before the call fails.
-const DEADLINE: Duration = Duration::from_millis(500);
+/// How long one script may take, connecting included, before the call fails: long enough for a loaded
+/// machine, short enough that an unreachable server fails requests fast rather than holding them.
+const DEADLINE: Duration = Duration::from_secs(2);
 
 /// Checks every counter of a plan and, if all fit, reserves the estimate in each.
 ///

@@ -112,7 +112,7 @@ impl AppState {
         metrics::handle();
         let store = Arc::new(open_store(config, true).await?);
         let providers = build_providers(config, None)?;
-        let audit = open_audit(&config.audit)?;
+        let audit = open_audit(&config.audit, &config.storage)?;
         let ledger = budget_ledger(config)?;
         ledger.import(governance::from_rows(store.load_budget_usage()?));
         let shared_counters = connect_counters(&config.storage).await?;
@@ -308,8 +308,13 @@ fn build_providers(config: &Config, running: Option<&AppState>) -> Result<Vec<Ar
     Ok(providers)
 }
 
-/// The audit ledger, when `[audit]` enables it. Opening takes the directory's lock: once per process.
-fn open_audit(audit: &tandem_config::AuditSettings) -> Result<Option<Arc<tandem_audit::Ledger>>> {
+/// The audit ledger, when `[audit]` enables it: in PostgreSQL when `[storage] postgres_url` is set (shared
+/// by every replica, signed with the key in the audit directory), else in the audit directory. Opening a
+/// directory ledger takes its lock: once per process.
+fn open_audit(
+    audit: &tandem_config::AuditSettings,
+    storage: &tandem_config::StorageSettings,
+) -> Result<Option<Arc<tandem_audit::Ledger>>> {
     if !audit.enabled {
         return Ok(None);
     }
@@ -322,9 +327,14 @@ fn open_audit(audit: &tandem_config::AuditSettings) -> Result<Option<Arc<tandem_
             .then(|| std::time::Duration::from_secs(audit.retention_days * 86_400)),
         ..tandem_audit::Options::default()
     };
-    Ok(Some(Arc::new(tandem_audit::Ledger::open(
-        &audit.dir, options,
-    )?)))
+    let ledger = match &storage.postgres_url {
+        Some(url) => {
+            use secrecy::ExposeSecret;
+            tandem_audit::Ledger::open_postgres(url.expose_secret(), &audit.dir, options)?
+        }
+        None => tandem_audit::Ledger::open(&audit.dir, options)?,
+    };
+    Ok(Some(Arc::new(ledger)))
 }
 
 /// The budget counters shared with other replicas, when `[storage] redis_url` is set.

@@ -416,6 +416,9 @@ async fn run_migrations(pool: &Pool) -> Result<MigrationReport> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&migrate::PG_LOCK])
         .await?;
+    // `CREATE … IF NOT EXISTS` notices are not worth a log line each.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await?;
     tx.batch_execute(migrate::BOOKKEEPING).await?;
     let from: i64 = tx
         .query_one(

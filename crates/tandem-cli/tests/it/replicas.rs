@@ -1,6 +1,7 @@
 //! Three `tandem serve` replicas sharing PostgreSQL and Redis: a key made on one works on all, budgets and
 //! rate limits hold across them (no per-replica multiplication), a policy uploaded to one reaches the
-//! others, and every answered request is recorded once in the shared database.
+//! others, every answered request is recorded once in the shared database, and the audit ledger they
+//! share verifies, also after one replica is killed in the middle of a stream.
 //!
 //! Needs `TANDEM_TEST_POSTGRES_URL` (a role that may create databases) and `TANDEM_TEST_REDIS_URL`;
 //! `cargo xtask ci` starts both servers. Each test gets its own database and Redis key prefix.
@@ -60,11 +61,14 @@ struct Cluster {
     replicas: Vec<Serve>,
     database: String,
     _upstream: tandem_testkit::Server,
+    /// The audit ledger's signing key, which every replica shares (as a mounted secret would be).
+    _keys: tempfile::TempDir,
 }
 
-/// `n` replicas on one database and one Redis prefix, with `extra` config appended.
+/// `n` replicas on one database and one Redis prefix, with one audit key, and `extra` config appended.
 async fn cluster(n: usize, extra: &str) -> Option<Cluster> {
     let (pg, redis) = services()?;
+    let keys = tempfile::tempdir().unwrap();
     let database = fresh_database(&pg).await;
     let upstream = upstream().await;
     let prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
@@ -72,8 +76,9 @@ async fn cluster(n: usize, extra: &str) -> Option<Cluster> {
         "[[providers]]\nname = \"tk\"\nkind = \"openai\"\nbase_url = \"http://{}/v1\"\n\
          [auth]\nanonymous = false\napi_keys = true\n\
          [storage]\npostgres_url = \"{database}\"\nredis_url = \"{redis}\"\nredis_prefix = \"{prefix}\"\n\
-         [telemetry]\nlog_format = \"json\"\n{extra}",
-        upstream.addr()
+         [audit]\ndir = {:?}\n[telemetry]\nlog_format = \"json\"\n{extra}",
+        upstream.addr(),
+        keys.path().join("audit").display().to_string(),
     );
     let mut replicas = Vec::new();
     for _ in 0..n {
@@ -83,6 +88,7 @@ async fn cluster(n: usize, extra: &str) -> Option<Cluster> {
         replicas,
         database,
         _upstream: upstream,
+        _keys: keys,
     })
 }
 
@@ -107,7 +113,7 @@ async fn chat(
     model: &str,
     max_tokens: u32,
 ) -> u16 {
-    client
+    let response = client
         .post(format!("{base}/v1/chat/completions"))
         .bearer_auth(key)
         .json(&json!({
@@ -117,9 +123,12 @@ async fn chat(
         }))
         .send()
         .await
-        .unwrap()
-        .status()
-        .as_u16()
+        .unwrap();
+    let status = response.status().as_u16();
+    if ![200, 429, 400, 401].contains(&status) {
+        eprintln!("{status}: {}", response.text().await.unwrap_or_default());
+    }
+    status
 }
 
 /// 30 concurrent requests spread over three replicas against a 12-per-minute limit: exactly 12 pass.
@@ -157,8 +166,9 @@ async fn rate_limits_hold_across_replicas() {
     );
 }
 
-/// A 1,000-token daily budget, requests that reserve about 200 tokens each and stay in flight for a
-/// while: 12 concurrent requests over three replicas admit exactly 4, not 4 per replica.
+/// A 1,000-token daily budget and streams that reserve about 200 tokens each and stay open (the upstream
+/// stalls after the first token) until every status is in: 12 concurrent requests over three replicas
+/// admit exactly 4, not 4 per replica. Once they are cut off and settled, there is room again everywhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn budgets_hold_across_replicas() {
     let Some(cluster) = cluster(
@@ -171,22 +181,44 @@ async fn budgets_hold_across_replicas() {
     };
     let key = create_key(&cluster.replicas[1].base, "bob").await;
     let client = reqwest::Client::new();
-    // 20 tokens at 40 tokens/s: each answer takes half a second, so all reservations overlap.
     let sends = (0..12).map(|i| {
         let (client, key) = (client.clone(), key.clone());
         let base = cluster.replicas[i % 3].base.clone();
-        async move { chat(&client, &base, &key, "tk/m?tokens=20&rate=40", 200).await }
+        async move {
+            client
+                .post(format!("{base}/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&json!({"model": "tk/m?tokens=20&stall_after=1", "stream": true, "max_tokens": 200,
+                               "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await
+                .unwrap()
+        }
     });
-    let statuses = futures::future::join_all(sends).await;
-    let ok = statuses.iter().filter(|s| **s == 200).count();
-    assert_eq!(ok, 4, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 8);
-    // Settled at their real size (a few tokens each), the budget has room again, on every replica.
+    let held = futures::future::join_all(sends).await;
+    let statuses: Vec<u16> = held.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        8,
+        "{statuses:?}"
+    );
+    drop(held);
+    // Cut off after one token, each is charged its prompt and that token: room again, on every replica.
     for replica in &cluster.replicas {
-        assert_eq!(
-            chat(&client, &replica.base, &key, "tk/m?tokens=3", 200).await,
-            200
-        );
+        let deadline = Instant::now() + PATIENCE;
+        while chat(&client, &replica.base, &key, "tk/m?tokens=3", 200).await != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "the budget never had room again on {}",
+                replica.base
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     stop_all(cluster.replicas).await;
 }
@@ -278,6 +310,115 @@ async fn policy_versions_and_revocation_reach_every_replica() {
         );
     }
     stop_all(cluster.replicas).await;
+}
+
+/// `tandem audit …` against a replica's config (the ledger is read from PostgreSQL).
+fn audit(replica: &Serve, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("audit")
+        .args(args)
+        .arg("--config")
+        .arg(replica.dir().join("tandem.toml"))
+        .env_remove("TANDEM_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Three replicas append to one audit ledger in PostgreSQL while one of them is killed (SIGKILL) in the
+/// middle of a stream: every answer a client received complete is in the ledger, once, and the ledger
+/// verifies (chain, tree, signed checkpoints).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shared_audit_ledger_survives_a_killed_replica() {
+    let Some(mut cluster) = cluster(3, "").await else {
+        return;
+    };
+    let key = create_key(&cluster.replicas[0].base, "erin").await;
+    let client = reqwest::Client::new();
+    // A long stream on replica 1, which is killed once it is under way.
+    let doomed = {
+        let (client, key) = (client.clone(), key.clone());
+        let base = cluster.replicas[1].base.clone();
+        tokio::spawn(async move {
+            let response = client
+                .post(format!("{base}/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&json!({"model": "tk/m?tokens=400&rate=40", "stream": true,
+                               "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await;
+            match response {
+                Ok(response) => response
+                    .text()
+                    .await
+                    .map(|t| t.contains("[DONE]"))
+                    .unwrap_or(false),
+                Err(_) => false,
+            }
+        })
+    };
+    let answered = (0..24).map(|i| {
+        let (client, key) = (client.clone(), key.clone());
+        let base = cluster.replicas[[0, 2, 1][i % 3]].base.clone();
+        async move {
+            let response = client
+                .post(format!("{base}/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(
+                    &json!({"model": "tk/m?tokens=5&rate=50", "stream": i % 2 == 0,
+                               "messages": [{"role": "user", "content": format!("q{i}")}]}),
+                )
+                .send()
+                .await
+                .ok()?;
+            let id = response
+                .headers()
+                .get("x-request-id")?
+                .to_str()
+                .ok()?
+                .to_owned();
+            let status = response.status();
+            let body = response.text().await.ok()?;
+            let complete = status == 200 && (i % 2 == 1 || body.contains("[DONE]"));
+            complete.then_some(id)
+        }
+    });
+    let answered = tokio::spawn(futures::future::join_all(answered));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.replicas[1].kill();
+    assert!(
+        !doomed.await.unwrap(),
+        "the killed replica's stream cannot have ended cleanly"
+    );
+    let answered: Vec<String> = answered.await.unwrap().into_iter().flatten().collect();
+    assert!(
+        answered.len() >= 12,
+        "answers from the live replicas: {answered:?}"
+    );
+    let survivors: Vec<Serve> = cluster
+        .replicas
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| (i != 1).then_some(r))
+        .collect();
+    let (ok, report, err) = audit(&survivors[0], &["verify"]);
+    assert!(ok, "audit verify failed:\n{report}\n{err}");
+    let (ok, shown, err) = audit(&survivors[1], &["show", "--json"]);
+    assert!(ok, "{err}");
+    for id in &answered {
+        assert_eq!(
+            shown.matches(id.as_str()).count(),
+            1,
+            "answered request {id} is in the ledger exactly once"
+        );
+    }
+    let entries = query_count(&cluster.database, "SELECT count(*) FROM audit_entries").await;
+    assert!(entries >= i64::try_from(answered.len()).unwrap());
+    stop_all(survivors).await;
 }
 
 async fn stop_all(replicas: Vec<Serve>) {
