@@ -5,6 +5,8 @@ mod apis;
 #[cfg(test)]
 mod audit;
 #[cfg(test)]
+mod counters;
+#[cfg(test)]
 mod dlp;
 #[cfg(test)]
 mod errors;
