@@ -115,7 +115,7 @@ async fn lifecycle_sigterm_lets_a_stream_finish() {
     let upstream = upstream().await;
     let mut serve = Serve::start(&config(&upstream, ""), &[]).await;
     let addr = serve.base.trim_start_matches("http://").to_owned();
-    let stream = start_stream(&serve, "tk/m?tokens=40&rate=20").await;
+    let stream = start_stream(&serve, "tk/m?tokens=60&rate=20").await;
     wait_for_tokens(&upstream, 2).await;
 
     serve.signal("TERM");
@@ -125,13 +125,18 @@ async fn lifecycle_sigterm_lets_a_stream_finish() {
             |_| true,
         )
         .await;
+    assert_eq!(
+        upstream.stats().streams_completed,
+        0,
+        "the stream ended before SIGTERM"
+    );
     assert!(
         tokio::net::TcpStream::connect(&addr).await.is_err(),
         "a new connection was accepted while draining"
     );
     let (text, clean) = read_stream(stream).await;
     assert!(clean, "{text}");
-    assert!(text.contains("tok39\""), "{text}");
+    assert!(text.contains("tok59\""), "{text}");
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
 
     let status = serve.wait_exit().await;
@@ -182,7 +187,7 @@ async fn lifecycle_sighup_reloads_while_a_stream_continues() {
     let client = reqwest::Client::new();
     let (status, answer) = ask(&client, &serve, "pick").await;
     assert_eq!((status, content(&answer)), (200, "before"));
-    let stream = start_stream(&serve, "tk/m?tokens=40&rate=20").await;
+    let stream = start_stream(&serve, "tk/m?tokens=60&rate=20").await;
     wait_for_tokens(&upstream, 2).await;
 
     let fresh = "[[models]]\nname = \"fresh\"\nprovider = \"tk\"\nmodel = \"m?say=new\"\n";
@@ -194,6 +199,11 @@ async fn lifecycle_sighup_reloads_while_a_stream_continues() {
         })
         .await;
     serve.wait_logged("configuration reloaded", |_| true).await;
+    assert_eq!(
+        upstream.stats().streams_completed,
+        0,
+        "the stream ended before the reload"
+    );
 
     // The same client: a kept-alive connection takes up the new configuration too.
     let (status, answer) = ask(&client, &serve, "pick").await;
@@ -212,7 +222,7 @@ async fn lifecycle_sighup_reloads_while_a_stream_continues() {
 
     // The stream that started before the reload finished on the old configuration.
     let (text, clean) = read_stream(stream).await;
-    assert!(clean && text.contains("tok39\""), "{text}");
+    assert!(clean && text.contains("tok59\""), "{text}");
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
     serve.stop().await;
     assert_eq!(records(&serve).iter().filter(|(o, _)| o == "ok").count(), 4);
