@@ -116,10 +116,29 @@ impl AppState {
         let ledger = budget_ledger(config)?;
         ledger.import(governance::from_rows(store.load_budget_usage()?));
         let shared_counters = connect_counters(&config.storage).await?;
-        // A policy stored through the admin API (by any replica) is newer than the file's.
+        // The newest stored policy version (an upload through any replica's admin API) is in force,
+        // unless the policy file was changed after it was stored.
         let mut policy = Arc::clone(&config.policy);
         let mut policy_version = 0;
-        if let Some(stored) = store.policy_after(0)? {
+        let file_changed_ms = config
+            .policy_file
+            .as_deref()
+            .and_then(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let stored = store.policy_after(0)?;
+        if let (Some(stored), Some(changed)) = (&stored, file_changed_ms)
+            && changed > stored.created_at_ms
+        {
+            tracing::info!(version = stored.version, "the policy file is newer than the stored policy version; the file is in force");
+            // Stored as the newest version, so replicas that follow versions take it up too.
+            let path = config.policy_file.as_deref().unwrap_or(std::path::Path::new(""));
+            let version = std::sync::atomic::AtomicI64::new(stored.version);
+            if let Ok(text) = std::fs::read_to_string(path) {
+                governance::store_policy(&store, &text, &path.display().to_string(), &version);
+            }
+            policy_version = version.load(std::sync::atomic::Ordering::SeqCst);
+        } else if let Some(stored) = stored {
             match tandem_policy::Policy::parse(&stored.text, &stored.source) {
                 Ok(parsed) => {
                     policy = Arc::new(parsed);
