@@ -426,3 +426,58 @@ async fn stop_all(replicas: Vec<Serve>) {
         replica.stop().await;
     }
 }
+
+/// `tandem migrate` brings a new SQLite or PostgreSQL store to the current schema, says what it applied,
+/// and has nothing to do the second time; `tandem keys` on PostgreSQL works once it has run.
+#[tokio::test]
+async fn migrate_applies_each_migration_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("TANDEM_CONFIG")
+            .env_remove("TANDEM_POSTGRES_URL")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap();
+        (out.status.success(), text)
+    };
+    let (ok, first) = run(&["migrate"], &[]);
+    assert!(
+        ok && first.contains("sqlite: schema migrated from version 0 to"),
+        "{first}"
+    );
+    assert!(
+        first.contains("applied 1 ") && first.contains("applied 2 "),
+        "{first}"
+    );
+    let (ok, second) = run(&["migrate"], &[]);
+    assert!(
+        ok && second.contains("sqlite: schema already at version"),
+        "{second}"
+    );
+
+    let Some((pg, _)) = services() else {
+        return;
+    };
+    let database = fresh_database(&pg).await;
+    let env = [("TANDEM_POSTGRES_URL", database.as_str())];
+    let (ok, refused) = run(&["keys", "list"], &env);
+    assert!(!ok && refused.contains("tandem migrate"), "{refused}");
+    let (ok, first) = run(&["migrate"], &env);
+    assert!(
+        ok && first.contains("postgres: schema migrated from version 0 to"),
+        "{first}"
+    );
+    let (ok, second) = run(&["migrate"], &env);
+    assert!(
+        ok && second.contains("postgres: schema already at version"),
+        "{second}"
+    );
+    let (ok, created) = run(&["keys", "create", "--user", "frank"], &env);
+    assert!(ok && created.starts_with("tdm_"), "{created}");
+    let (ok, listed) = run(&["keys", "list"], &env);
+    assert!(ok && listed.contains("frank"), "{listed}");
+}
