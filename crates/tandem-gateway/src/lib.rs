@@ -130,9 +130,15 @@ impl AppState {
         if let (Some(stored), Some(changed)) = (&stored, file_changed_ms)
             && changed > stored.created_at_ms
         {
-            tracing::info!(version = stored.version, "the policy file is newer than the stored policy version; the file is in force");
+            tracing::info!(
+                version = stored.version,
+                "the policy file is newer than the stored policy version; the file is in force"
+            );
             // Stored as the newest version, so replicas that follow versions take it up too.
-            let path = config.policy_file.as_deref().unwrap_or(std::path::Path::new(""));
+            let path = config
+                .policy_file
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""));
             let version = std::sync::atomic::AtomicI64::new(stored.version);
             if let Ok(text) = std::fs::read_to_string(path) {
                 governance::store_policy(&store, &text, &path.display().to_string(), &version);

@@ -20,7 +20,14 @@ impl Redis {
     /// with `TANDEM_REQUIRE_SERVICES` set that is a failure instead.
     fn start(port: u16) -> Option<Redis> {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .stdout(Stdio::null())
             .spawn();
         let Ok(child) = child else {
