@@ -66,6 +66,12 @@ impl Ledger {
         }
     }
 
+    /// Whether an append waits for a database round trip (the ledger in PostgreSQL), rather than a
+    /// local journal write.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.inner, Inner::Postgres { .. })
+    }
+
     /// Whether prompt and answer text are captured.
     pub fn captures(&self) -> bool {
         match &self.inner {

@@ -27,8 +27,8 @@ impl Recorder {
     }
 
     /// Price the record, append its audit entry and queue the record for the store. The audit
-    /// append is synchronous (a journal write of microseconds): when it fails, the caller must not
-    /// answer as if all went well.
+    /// append is synchronous (a journal write of microseconds, or a PostgreSQL commit): when it fails,
+    /// the caller must not answer as if all went well.
     pub(crate) fn finish(
         &self,
         mut record: RequestRecord,
@@ -40,12 +40,19 @@ impl Recorder {
         }
         crate::metrics::finished(&record);
         let appended = match &self.audit {
-            Some(ledger) => ledger
-                .append(&audit::entry(&record, &mut trail), trail.content.take())
-                .map(|_| ())
-                .inspect_err(|err| {
-                    tracing::error!(error = %err, request_id = %record.id, "audit append failed");
-                }),
+            Some(ledger) => {
+                let entry = audit::entry(&record, &mut trail);
+                let content = trail.content.take();
+                let append = || ledger.append(&entry, content);
+                match ledger.is_remote() {
+                    true => waiting(append),
+                    false => append(),
+                }
+            }
+            .map(|_| ())
+            .inspect_err(|err| {
+                tracing::error!(error = %err, request_id = %record.id, "audit append failed");
+            }),
             None => Ok(()),
         };
         self.store.record(record);
@@ -74,5 +81,16 @@ impl Recorder {
     /// The ledger, if auditing is on.
     pub(crate) fn ledger(&self) -> Option<&Arc<Ledger>> {
         self.audit.as_ref()
+    }
+}
+
+/// Runs `f`, which waits on the network, letting the runtime move its other tasks to another worker
+/// meanwhile (only possible on the multi-threaded runtime that `tandem serve` uses).
+fn waiting<T>(f: impl FnOnce() -> T) -> T {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    match multi_thread {
+        true => tokio::task::block_in_place(f),
+        false => f(),
     }
 }

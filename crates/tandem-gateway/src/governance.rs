@@ -22,8 +22,16 @@ pub(crate) struct StoreKeys(pub(crate) Arc<Store>);
 
 impl KeyStore for StoreKeys {
     fn find_by_hash(&self, hash: &str) -> tandem_auth::Result<Option<KeyRecord>> {
-        self.0
-            .find_key(hash)
+        let lookup = || self.0.find_key(hash);
+        // A PostgreSQL lookup waits for a round trip: let the runtime move its other tasks to another
+        // worker meanwhile (only possible on the multi-threaded runtime that `tandem serve` uses).
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let found = match self.0.engine() == "postgres" && multi_thread {
+            true => tokio::task::block_in_place(lookup),
+            false => lookup(),
+        };
+        found
             .map(|row| row.map(key_record))
             .map_err(|err| tandem_auth::Error::Store(Box::new(err)))
     }
