@@ -268,14 +268,20 @@ async fn open_stream(addr: SocketAddr, request: &[u8]) -> Result<TcpStream, Stri
         if n == 0 {
             return Err(format!(
                 "closed before the first token: {}",
-                String::from_utf8_lossy(&seen).chars().take(200).collect::<String>()
+                String::from_utf8_lossy(&seen)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
             ));
         }
         seen.extend_from_slice(&buf[..n]);
         if !seen.starts_with(b"HTTP/1.1 200") && seen.len() >= 12 {
             return Err(format!(
                 "answer: {}",
-                String::from_utf8_lossy(&seen).chars().take(200).collect::<String>()
+                String::from_utf8_lossy(&seen)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
             ));
         }
         if seen.windows(4).any(|w| w == b"tok0") {
@@ -289,7 +295,10 @@ async fn healthz(addr: SocketAddr) -> Option<f64> {
     let started = Instant::now();
     let probe = async {
         let mut conn = Conn::connect(Endpoint::new(addr, None)).await.ok()?;
-        let response = conn.send(Method::GET, "/healthz", Bytes::new()).await.ok()?;
+        let response = conn
+            .send(Method::GET, "/healthz", Bytes::new())
+            .await
+            .ok()?;
         let ok = response.status().is_success();
         response.into_body().collect().await.ok()?;
         ok.then_some(())
@@ -400,9 +409,10 @@ fn write(results: &Results, out: &std::path::Path) -> anyhow::Result<Report> {
                 "{} of {}{}",
                 int(results.upstream_cancelled as f64),
                 int(results.upstream_started as f64),
-                results
-                    .cancel_s
-                    .map_or_else(|| ", not all within 120 s".to_owned(), |s| format!(", all within {s:.2} s"))
+                results.cancel_s.map_or_else(
+                    || ", not all within 120 s".to_owned(),
+                    |s| format!(", all within {s:.2} s")
+                )
             ),
         ),
         (
