@@ -16,7 +16,7 @@ pub mod openai_responses;
 pub mod sse;
 
 pub use error::{Error, Result};
-use tandem_protocol::{ChatRequest, ErrorKind, StreamEvent};
+use tandem_protocol::{ChatRequest, ErrorKind, StreamEvent, Usage};
 
 /// What a client-side encoder needs besides the canonical answer.
 #[derive(Clone, Copy, Debug)]
@@ -45,4 +45,10 @@ pub trait StreamEncoder: Send {
     fn finish(&mut self) -> String;
     /// Close a stream that failed: the format's terminal error event, never a success marker.
     fn fail(&mut self, kind: ErrorKind, message: &str) -> String;
+}
+
+/// A client answer's `total_tokens`: input plus output, saturating, because the counts are the
+/// upstream's and may be anything up to `u64::MAX` (`Usage::total_tokens` would overflow on them).
+pub(crate) fn total_tokens(usage: &Usage) -> u64 {
+    usage.input_tokens.saturating_add(usage.output_tokens)
 }

@@ -89,7 +89,12 @@ pub(super) fn usage(wire: &WireUsage) -> Usage {
     let cache_read = wire.cache_read_input_tokens.unwrap_or(0);
     let cache_creation = wire.cache_creation_input_tokens.unwrap_or(0);
     Usage {
-        input_tokens: wire.input_tokens.unwrap_or(0) + cache_read + cache_creation,
+        // Saturating: the counts are the upstream's, and a wrapped sum would undercount the usage.
+        input_tokens: wire
+            .input_tokens
+            .unwrap_or(0)
+            .saturating_add(cache_read)
+            .saturating_add(cache_creation),
         output_tokens: wire.output_tokens.unwrap_or(0),
         cached_input_tokens: cache_read,
         reasoning_tokens: 0,

@@ -625,6 +625,30 @@ fn decodes_an_upstream_stream() {
     insta::assert_debug_snapshot!(events);
 }
 
+/// Found by `fuzz/fuzz_targets/translate_stream.rs`: input, cache read and cache creation counts near
+/// `u64::MAX` overflowed their sum; it saturates, in streams and in whole answers.
+#[test]
+fn usage_sums_saturate() {
+    let usage = r#"{"input_tokens":18446744073709551615,"cache_read_input_tokens":5,"cache_creation_input_tokens":1,"output_tokens":2}"#;
+    let expect = Usage {
+        input_tokens: u64::MAX,
+        output_tokens: 2,
+        cached_input_tokens: 5,
+        reasoning_tokens: 0,
+    };
+    let stream = format!(
+        "event: message_start\ndata: {{\"type\":\"message_start\",\"message\":{{\"id\":\"i\",\"model\":\"m\",\"usage\":{usage}}}}}\n\n\
+         event: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n"
+    );
+    let (events, done) = decode_stream(&stream, 1000);
+    assert!(done);
+    assert_eq!(events.last(), Some(&StreamEvent::Usage(expect)));
+    let body = format!(
+        r#"{{"id":"i","type":"message","role":"assistant","model":"m","content":[],"stop_reason":"end_turn","usage":{usage}}}"#
+    );
+    assert_eq!(decode_response(body.as_bytes()).unwrap().usage, expect);
+}
+
 #[test]
 fn upstream_stream_errors_and_usage_updates() {
     let mut decoder = Decoder::new();

@@ -12,7 +12,7 @@ use tandem_protocol::{
     StreamEvent, Tool, ToolChoice, ToolKind, Usage,
 };
 
-use crate::{EncodeContext, Error, Result, StreamDecoder, StreamEncoder, json, sse};
+use crate::{EncodeContext, Error, Result, StreamDecoder, StreamEncoder, json, sse, total_tokens};
 
 /// JSON schema of the single-string function that stands in for a custom tool on chat-only upstreams.
 pub fn custom_tool_schema() -> Value {
@@ -242,7 +242,7 @@ fn usage_json(usage: &Usage) -> Value {
     json!({
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens(),
+        "total_tokens": total_tokens(usage),
         "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
         "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
     })

@@ -212,3 +212,36 @@ fn stream_encoder_emits_usage_only_when_asked() {
     data: [DONE]
     "#);
 }
+
+/// Found by `fuzz/fuzz_targets/translate_stream.rs`: an upstream's usage near `u64::MAX` overflowed
+/// `total_tokens` in the client's usage chunk; it saturates.
+#[test]
+fn total_tokens_saturates_on_huge_usage() {
+    let transcript = concat!(
+        "data: {\"id\":\"u\",\"choices\":[],\"usage\":{\"prompt_tokens\":18446744073709551615,\"completion_tokens\":1}}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let mut parser = Parser::new(1 << 20);
+    let mut events = Vec::new();
+    parser.feed(transcript.as_bytes(), &mut events).unwrap();
+    let mut decoder = Decoder::new();
+    let mut req = ChatRequest::new("tandem-live", vec![]);
+    req.stream_usage = true;
+    let ctx = EncodeContext {
+        request: &req,
+        id: "abc",
+        created: 1700000000,
+    };
+    let mut enc = Encoder::new(&ctx);
+    let mut out = String::new();
+    for event in &events {
+        for event in decoder.decode(event).unwrap() {
+            out.push_str(&enc.encode(&event));
+        }
+    }
+    out.push_str(&enc.finish());
+    assert!(
+        out.contains(&format!(r#""total_tokens":{}"#, u64::MAX)),
+        "{out}"
+    );
+}

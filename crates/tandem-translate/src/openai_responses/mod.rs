@@ -28,7 +28,7 @@ use tandem_protocol::{
     Usage,
 };
 
-use crate::{EncodeContext, Result, StreamEncoder, json, openai_chat, sse};
+use crate::{EncodeContext, Result, StreamEncoder, json, openai_chat, sse, total_tokens};
 
 /// Joins a namespace and an inner tool name into the flat name upstreams see.
 const NAMESPACE_SEPARATOR: &str = "__";
@@ -382,7 +382,7 @@ fn usage_json(usage: &Usage) -> Value {
         "input_tokens_details": {"cached_tokens": usage.cached_input_tokens},
         "output_tokens": usage.output_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-        "total_tokens": usage.total_tokens(),
+        "total_tokens": total_tokens(usage),
     })
 }
 

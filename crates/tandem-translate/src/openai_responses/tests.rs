@@ -545,3 +545,19 @@ fn plain_tools_with_separator_in_their_name_are_not_split() {
         "{body}"
     );
 }
+
+/// Found by `fuzz/fuzz_targets/translate_stream.rs`: usage counts near `u64::MAX` overflowed
+/// `total_tokens`; it saturates.
+#[test]
+fn total_tokens_saturates_on_huge_usage() {
+    let huge = StreamEvent::Usage(Usage {
+        input_tokens: u64::MAX,
+        output_tokens: 1,
+        ..Usage::default()
+    });
+    let out = stream(&[start(), huge], None);
+    assert!(
+        out.contains(&format!(r#""total_tokens":{}"#, u64::MAX)),
+        "{out}"
+    );
+}
