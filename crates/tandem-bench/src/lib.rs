@@ -5,8 +5,9 @@
 //! first two are `current_exe() testkit|serve`), each in its own process group and killed when the run ends
 //! or fails. Every request is `POST /v1/chat/completions` with the same body apart from the model name.
 //! See `bench/README.md` for the method and [`run`] for the order of the scenarios.
-//! `tandem bench dlp` is a separate benchmark of the secret scanner against its peers (see [`dlp`]), and
-//! `tandem bench idle` one of the gateway's memory per open, idle stream (see [`idle`]).
+//! `tandem bench dlp` is a separate benchmark of the secret scanner against its peers (see [`dlp`]);
+//! `tandem bench idle` one of the gateway's memory per open, idle stream (see [`idle`]); and `tandem bench scale`
+//! one of one and several replicas on shared PostgreSQL and Redis, loaded by `wrk` (see [`scale`]).
 
 mod client;
 pub mod dlp;
@@ -15,6 +16,7 @@ pub mod local;
 mod machine;
 mod procs;
 mod report;
+pub mod scale;
 mod scenario;
 mod stats;
 
@@ -94,6 +96,8 @@ pub enum Bench {
     Dlp(dlp::Args),
     /// Benchmark the local tier against llama.cpp's llama-bench, and plain against prompt-lookup decoding.
     Local(local::Args),
+    /// Requests/s, added latency and memory of one and several replicas on shared PostgreSQL and Redis (wrk).
+    Scale(scale::Args),
     /// Hold many concurrent idle streams open through `tandem serve`: its memory per stream, and cancellation.
     Idle(idle::Args),
 }
@@ -159,7 +163,7 @@ pub struct Report {
     pub json_path: PathBuf,
 }
 
-/// Runs the whole benchmark (or, with the `idle` subcommand, the idle-streams one), stopping (and killing the
+/// Runs the whole benchmark (or, with the `idle` or `scale` subcommand, that one), stopping (and killing the
 /// children) on Ctrl-C, SIGTERM or SIGHUP; or, with the `dlp` or `local` subcommand, that benchmark (on a blocking
 /// thread, with the default signal handling).
 pub async fn run(args: Args) -> anyhow::Result<Report> {
@@ -172,6 +176,9 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         return tokio::task::spawn_blocking(move || local::run(&local_args))
             .await
             .context("the local-tier benchmark thread")?;
+    }
+    if let Some(Bench::Scale(scale_args)) = args.command {
+        return until_signal(scale::run(scale_args)).await;
     }
     if let Some(Bench::Idle(idle_args)) = args.command {
         return until_signal(idle::run(idle_args)).await;

@@ -92,6 +92,27 @@ impl Child {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends SIGTERM to the child itself (not its group), as an orchestrator stopping a replica would.
+    pub(crate) fn terminate(&self) {
+        if let Some(pid) = self.group() {
+            let _ = rustix::process::kill_process(pid, Signal::TERM);
+        }
+    }
+
+    /// Waits up to `limit` for the child to exit; `None` when it is still running.
+    pub(crate) async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn group(&self) -> Option<Pid> {
         i32::try_from(self.child.id()).ok().and_then(Pid::from_raw)
     }

@@ -679,7 +679,7 @@ fn machine(out: &mut String, results: &Results) {
 }
 
 /// Milliseconds with precision that suits their size.
-fn ms(v: f64) -> String {
+pub(crate) fn ms(v: f64) -> String {
     if v.abs() < 10.0 {
         format!("{v:.3}")
     } else if v.abs() < 100.0 {
@@ -690,7 +690,7 @@ fn ms(v: f64) -> String {
 }
 
 /// An added time, always with its sign.
-fn signed(v: f64) -> String {
+pub(crate) fn signed(v: f64) -> String {
     let text = ms(v.abs());
     if v < 0.0 {
         format!("−{text}")
