@@ -319,11 +319,18 @@ struct UpstreamStats {
 
 async fn upstream_stats(addr: SocketAddr) -> anyhow::Result<UpstreamStats> {
     let mut conn = Conn::connect(Endpoint::new(addr, None)).await?;
-    let (status, body) = conn
-        .exchange("/testkit/stats", Bytes::new())
+    let response = conn
+        .send(Method::GET, "/testkit/stats", Bytes::new())
         .await
         .context("GET /testkit/stats")?;
+    let status = response.status();
     anyhow::ensure!(status.is_success(), "GET /testkit/stats: HTTP {status}");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .context("reading the testkit stats")?
+        .to_bytes();
     serde_json::from_slice(&body).context("reading the testkit stats")
 }
 
