@@ -6,7 +6,9 @@
 //! one token and then silence (`tokens=2&stall_after=1`), and reads each until that token arrived, so that every
 //! stream is open end to end: client to tandem, tandem to the upstream. With all of them held, it reads tandem's
 //! RSS and times one `GET /healthz`; then it closes every client connection and waits for the upstream to count
-//! every stream as cancelled.
+//! every stream as cancelled. `--rounds` repeats this: the allocator keeps freed memory for reuse, so RSS stays
+//! up after the first round, and a later round that does not raise it further shows the memory is reused, not
+//! leaked.
 //!
 //! Each stream holds two sockets in tandem, so the open-files limit caps the count: when its hard limit cannot hold
 //! `--streams`, the run holds as many as fit and says so in the report.
@@ -43,6 +45,9 @@ pub struct Args {
     /// Seconds to hold every stream open before reading tandem's memory.
     #[arg(long, default_value_t = 3)]
     pub settle: u64,
+    /// Times to open and close all the streams.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: u32,
     /// Directory of the Markdown and JSON reports.
     #[arg(long, default_value = "bench/results")]
     pub out: PathBuf,
@@ -59,38 +64,48 @@ const SPARE_FILES: u64 = 64;
 struct Results {
     machine: Machine,
     requested: u32,
-    /// Streams attempted: `requested`, or fewer when the open-files limit cannot hold them.
+    /// Streams attempted in each round: `requested`, or fewer when the open-files limit cannot hold them.
     attempted: u32,
     /// Why fewer than requested were attempted.
     limit_note: Option<String>,
     open_files_limit: Option<u64>,
     /// Open descriptors of tandem before any stream.
     tandem_files_idle: u64,
+    startup_s: f64,
+    /// Seconds between the last stream opening and the memory reading.
+    settle_s: u64,
+    rss_idle_mb: f64,
+    /// (RSS with every stream of the first round open − idle RSS) / streams open.
+    kib_per_stream: Option<f64>,
+    /// Idle RSS plus `requested` streams at `kib_per_stream`, when fewer were held.
+    projected_mb: Option<f64>,
+    peak_mb: f64,
+    rounds: Vec<Round>,
+    tandem_alive: bool,
+    tandem_log: Vec<String>,
+}
+
+/// One round: every stream opened, held, and closed.
+#[derive(Debug, Serialize)]
+struct Round {
     opened: u64,
     failed: u64,
     first_error: Option<String>,
     /// From the first connection to the last first token.
     open_s: f64,
-    startup_s: f64,
-    /// Seconds between the last stream opening and the memory reading.
-    settle_s: u64,
-    rss_idle_mb: f64,
     rss_open_mb: f64,
-    /// (RSS with every stream open − idle RSS) / streams open.
-    kib_per_stream: Option<f64>,
-    /// Idle RSS plus `requested` streams at `kib_per_stream`, when fewer were held.
-    projected_mb: Option<f64>,
-    peak_mb: f64,
-    rss_closed_mb: f64,
     /// One `GET /healthz` (new connection included) with every stream open.
     healthz_ms: Option<f64>,
+    /// Streams the upstream started in this round.
     upstream_started: u64,
+    /// Of those, cancelled once the clients closed.
     upstream_cancelled: u64,
+    /// Of those, ended otherwise (none should).
     upstream_completed: u64,
-    /// From closing the clients until the upstream counted every stream as cancelled.
+    /// From closing the clients until the upstream counted every stream of the round as cancelled.
     cancel_s: Option<f64>,
-    tandem_alive: bool,
-    tandem_log: Vec<String>,
+    /// RSS 2 s after the upstream saw every stream cancelled.
+    rss_closed_mb: f64,
 }
 
 /// Runs the benchmark and writes `idle-<date>.md` and `.json` into `--out`.
@@ -134,14 +149,61 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         }
     }
 
-    tracing::info!(streams = attempted, "opening idle streams");
+    let mut rounds = Vec::new();
+    let mut kib_per_stream = None;
+    for number in 1..=args.rounds.max(1) {
+        tracing::info!(round = number, streams = attempted, "opening idle streams");
+        let round = round(&args, attempted, tandem.pid(), tandem_addr, upstream_addr).await?;
+        if number == 1 && round.opened > 0 {
+            kib_per_stream =
+                Some((round.rss_open_mb - mb(idle.rss)) * 1024.0 / round.opened as f64);
+        }
+        rounds.push(round);
+    }
+    let end = procs::memory(tandem.pid()).unwrap_or_default();
+    let projected_mb = kib_per_stream
+        .filter(|_| attempted < args.streams)
+        .map(|kib| mb(idle.rss) + kib * f64::from(args.streams) / 1024.0);
+    machine.loadavg_end = crate::machine::loadavg();
+    let results = Results {
+        machine,
+        requested: args.streams,
+        attempted,
+        limit_note,
+        open_files_limit,
+        tandem_files_idle,
+        startup_s: startup.as_secs_f64(),
+        settle_s: args.settle,
+        rss_idle_mb: mb(idle.rss),
+        kib_per_stream,
+        projected_mb,
+        peak_mb: mb(end.hwm),
+        rounds,
+        tandem_alive: tandem.running(),
+        tandem_log: log_problems(&tandem),
+    };
+    drop(tandem);
+    drop(upstream);
+    write(&results, &args.out)
+}
+
+/// Opens `attempted` streams, holds them for `--settle` seconds, reads memory, closes them, and waits for the
+/// upstream to see them cancelled.
+async fn round(
+    args: &Args,
+    attempted: u32,
+    tandem_pid: u32,
+    tandem_addr: SocketAddr,
+    upstream_addr: SocketAddr,
+) -> anyhow::Result<Round> {
+    let before = upstream_stats(upstream_addr).await?;
     let started = Instant::now();
     let (streams, failed, first_error) = open_streams(tandem_addr, attempted, args.opening).await;
     let open_s = started.elapsed().as_secs_f64();
     let opened = streams.len() as u64;
     tracing::info!(opened, failed, open_s, "streams open");
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
-    let open = procs::memory(tandem.pid()).unwrap_or_default();
+    let open = procs::memory(tandem_pid).unwrap_or_default();
     let healthz_ms = healthz(tandem_addr).await;
     let held = upstream_stats(upstream_addr).await?;
 
@@ -157,45 +219,22 @@ pub async fn run(args: Args) -> anyhow::Result<Report> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    tracing::info!(?cancel_s, "streams closed");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let closed = procs::memory(tandem.pid()).unwrap_or_default();
-
-    let kib_per_stream =
-        (opened > 0).then(|| (open.rss.saturating_sub(idle.rss)) as f64 / 1024.0 / opened as f64);
-    let projected_mb = kib_per_stream
-        .filter(|_| opened < u64::from(args.streams))
-        .map(|kib| mb(idle.rss) + kib * f64::from(args.streams) / 1024.0);
-    machine.loadavg_end = crate::machine::loadavg();
-    let results = Results {
-        machine,
-        requested: args.streams,
-        attempted,
-        limit_note,
-        open_files_limit,
-        tandem_files_idle,
+    let closed = procs::memory(tandem_pid).unwrap_or_default();
+    Ok(Round {
         opened,
         failed,
         first_error,
         open_s,
-        startup_s: startup.as_secs_f64(),
-        settle_s: args.settle,
-        rss_idle_mb: mb(idle.rss),
         rss_open_mb: mb(open.rss),
-        kib_per_stream,
-        projected_mb,
-        peak_mb: mb(open.hwm.max(closed.hwm)),
-        rss_closed_mb: mb(closed.rss),
         healthz_ms,
-        upstream_started: held.streams_started,
-        upstream_cancelled: stats.streams_cancelled,
-        upstream_completed: stats.streams_completed,
+        upstream_started: held.streams_started - before.streams_started,
+        upstream_cancelled: stats.streams_cancelled - before.streams_cancelled,
+        upstream_completed: stats.streams_completed - before.streams_completed,
         cancel_s,
-        tandem_alive: tandem.running(),
-        tandem_log: log_problems(&tandem),
-    };
-    drop(tandem);
-    drop(upstream);
-    write(&results, &args.out)
+        rss_closed_mb: mb(closed.rss),
+    })
 }
 
 /// Opens `count` streams, `opening` at a time; the open ones, how many failed, and the first failure.
@@ -339,6 +378,9 @@ fn open_files(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count() as u64)
 }
 
+/// One cell of the per-round table.
+type RoundCell = fn(&Round) -> String;
+
 /// Writes `idle-<date>.md` and `.json`.
 fn write(results: &Results, out: &std::path::Path) -> anyhow::Result<Report> {
     let m = &results.machine;
@@ -362,74 +404,62 @@ fn write(results: &Results, out: &std::path::Path) -> anyhow::Result<Report> {
     if let Some(note) = &results.limit_note {
         md.push_str(&format!("**Fewer streams than requested:** {note}.\n\n"));
     }
-    let ms = |v: Option<f64>| v.map_or_else(|| "no answer".to_owned(), |v| format!("{v:.2} ms"));
-    let rows = [
-        (
-            "idle streams held open".to_owned(),
+    md.push_str(&format!(
+        "{} idle streams held open at once through tandem: **{} per stream** (RSS {:.1} MB idle, {:.1} MB with \
+         the first round's streams open; peak {:.1} MB).\n",
+        int(f64::from(results.attempted)),
+        results
+            .kib_per_stream
+            .map_or_else(|| "n/a".to_owned(), |k| format!("{k:.1} KiB")),
+        results.rss_idle_mb,
+        results.rounds.first().map_or(0.0, |r| r.rss_open_mb),
+        results.peak_mb,
+    ));
+    let rows: [(&str, RoundCell); 7] = [
+        ("streams held open", |r| {
+            let failed = match &r.first_error {
+                Some(e) => format!(" ({} failed, first: {e})", r.failed),
+                None => String::new(),
+            };
+            format!("{}{failed}", int(r.opened as f64))
+        }),
+        ("time to open them all", |r| format!("{:.1} s", r.open_s)),
+        ("tandem RSS with every stream open", |r| {
+            format!("{:.1} MB", r.rss_open_mb)
+        }),
+        ("`GET /healthz` with every stream open", |r| {
+            r.healthz_ms
+                .map_or_else(|| "no answer".to_owned(), |v| format!("{v:.2} ms"))
+        }),
+        ("upstream streams cancelled once the clients closed", |r| {
             format!(
-                "{} of {} attempted ({} requested)",
-                int(results.opened as f64),
-                int(f64::from(results.attempted)),
-                int(f64::from(results.requested))
-            ),
-        ),
-        (
-            "failed to open".to_owned(),
-            format!(
-                "{}{}",
-                results.failed,
-                results
-                    .first_error
-                    .as_ref()
-                    .map_or_else(String::new, |e| format!(" (first: {e})"))
-            ),
-        ),
-        (
-            "time to open them all".to_owned(),
-            format!("{:.1} s", results.open_s),
-        ),
-        (
-            "tandem RSS idle, before any stream".to_owned(),
-            format!("{:.1} MB", results.rss_idle_mb),
-        ),
-        (
-            "tandem RSS with every stream open".to_owned(),
-            format!("{:.1} MB", results.rss_open_mb),
-        ),
-        (
-            "**per stream** ((open − idle) / streams)".to_owned(),
-            results
-                .kib_per_stream
-                .map_or_else(|| "n/a".to_owned(), |k| format!("**{k:.1} KiB**")),
-        ),
-        (
-            "tandem peak RSS (VmHWM)".to_owned(),
-            format!("{:.1} MB", results.peak_mb),
-        ),
-        (
-            "`GET /healthz` with every stream open".to_owned(),
-            ms(results.healthz_ms),
-        ),
-        (
-            "upstream streams cancelled after the clients closed".to_owned(),
-            format!(
-                "{} of {}{}",
-                int(results.upstream_cancelled as f64),
-                int(results.upstream_started as f64),
-                results.cancel_s.map_or_else(
-                    || ", not all within 120 s".to_owned(),
-                    |s| format!(", all within {s:.2} s")
-                )
-            ),
-        ),
-        (
-            "tandem RSS 2 s after the clients closed".to_owned(),
-            format!("{:.1} MB", results.rss_closed_mb),
-        ),
+                "{} of {}",
+                int(r.upstream_cancelled as f64),
+                int(r.upstream_started as f64)
+            )
+        }),
+        ("time until the upstream saw every one cancelled", |r| {
+            r.cancel_s
+                .map_or_else(|| "not within 120 s".to_owned(), |s| format!("{s:.2} s"))
+        }),
+        ("tandem RSS 2 s later", |r| {
+            format!("{:.1} MB", r.rss_closed_mb)
+        }),
     ];
-    md.push_str("| measure | value |\n|---|---:|\n");
+    md.push_str("\n| | ");
+    let numbers: Vec<String> = (1..=results.rounds.len())
+        .map(|n| format!("round {n}"))
+        .collect();
+    md.push_str(&numbers.join(" | "));
+    md.push_str(" |\n|---|");
+    md.push_str(&"---:|".repeat(results.rounds.len()));
+    md.push('\n');
     for (measure, value) in rows {
-        md.push_str(&format!("| {measure} | {value} |\n"));
+        md.push_str(&format!("| {measure} |"));
+        for round in &results.rounds {
+            md.push_str(&format!(" {} |", value(round)));
+        }
+        md.push('\n');
     }
     if let Some(projected) = results.projected_mb {
         md.push_str(&format!(
@@ -442,7 +472,9 @@ fn write(results: &Results, out: &std::path::Path) -> anyhow::Result<Report> {
          first token, so that both tandem's client connection and its upstream connection are open and idle. \
          tandem runs its embedded default (DLP on every streamed answer, audit ledger, metrics) with the provider's \
          `idle_timeout_ms` raised to an hour. RSS is `VmRSS` of `/proc/PID/status`, read {} s after the last \
-         stream opened; socket buffers are kernel memory and not in it. tandem was {} at the end.\n",
+         stream opened; socket buffers are kernel memory and not in it. Freed memory stays with the allocator for \
+         reuse, so RSS stays up after the first round; a later round that does not raise it shows it is reused, \
+         not leaked. tandem was {} at the end.\n",
         results.settle_s,
         if results.tandem_alive {
             "running"
