@@ -92,12 +92,15 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest> {
     };
 
     let mut openai_extra = Map::new();
+    // Both spellings are checked, so one is never passed over unread; `output_config.format` wins.
     let format = wire
         .output_config
         .and_then(|config| config.format)
-        .or(wire.output_format);
-    if let Some(format) = format {
-        openai_extra.insert("response_format".to_owned(), response_format(format)?);
+        .map(response_format)
+        .transpose()?;
+    let beta_format = wire.output_format.map(response_format).transpose()?;
+    if let Some(format) = format.or(beta_format) {
+        openai_extra.insert("response_format".to_owned(), format);
     }
 
     let user_id = wire.metadata.and_then(|metadata| metadata.user_id);

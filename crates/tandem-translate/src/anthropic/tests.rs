@@ -307,6 +307,26 @@ fn request_errors_name_what_is_wrong() {
     assert!(matches!(err, Error::Invalid(_)), "{err:?}");
 }
 
+/// Found by schemathesis (`tests/clients/test_openapi.py`): an invalid `output_format` was never read when
+/// `output_config.format` was given, so the request passed; both spellings are checked.
+#[test]
+fn output_format_is_checked_beside_output_config() {
+    let body = |output_format: Value| {
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+            "output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}},
+            "output_format": output_format})
+    };
+    let err = decode_err(&body(json!({"schema": {}})));
+    assert!(err.starts_with("unsupported output format"), "{err}");
+    let req = decode(&body(
+        json!({"type": "json_schema", "schema": {"type": "string"}}),
+    ));
+    assert_eq!(
+        req.openai_extra["response_format"],
+        json!({"type": "json_schema", "json_schema": {"name": "output", "schema": {"type": "object"}}})
+    );
+}
+
 #[test]
 fn decodes_an_upstream_response() {
     let body = json!({

@@ -120,6 +120,28 @@ fn unknown_item_type_is_refused_by_name() {
     );
 }
 
+/// Found by schemathesis (`tests/clients/test_openapi.py`): a `namespace` that is not a string was ignored, so the
+/// choice named the tool outside its namespace; it is refused like a `name` that is not a string.
+#[test]
+fn tool_choice_namespace_must_be_a_string() {
+    let choice = |namespace: Value| {
+        json!({"model": "m", "input": "hi",
+            "tool_choice": {"type": "function", "name": "f", "namespace": namespace}})
+    };
+    assert_eq!(
+        decode_err(choice(json!(true))),
+        "invalid request body at `tool_choice`: tool_choice `namespace` must be a string"
+    );
+    assert_eq!(
+        decode(choice(json!("ns"))).tool_choice,
+        ToolChoice::Named("ns__f".into())
+    );
+    assert_eq!(
+        decode(choice(Value::Null)).tool_choice,
+        ToolChoice::Named("f".into())
+    );
+}
+
 #[test]
 fn stateful_requests_are_refused() {
     let err = decode_err(json!({"model": "m", "input": "hi", "previous_response_id": "resp_1"}));

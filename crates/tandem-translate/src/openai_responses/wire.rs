@@ -378,9 +378,14 @@ fn decode_tool_choice(value: Option<Value>) -> Result<ToolChoice> {
             let name = object.get("name").and_then(Value::as_str);
             match (kind, name) {
                 ("function" | "custom", Some(name)) => {
-                    let name = match object.get("namespace").and_then(Value::as_str) {
-                        Some(namespace) => flat_name(namespace, name),
-                        None => name.to_owned(),
+                    let name = match object.get("namespace") {
+                        None | Some(Value::Null) => name.to_owned(),
+                        Some(Value::String(namespace)) => flat_name(namespace, name),
+                        Some(_) => {
+                            return Err(invalid(
+                                "tool_choice `namespace` must be a string".to_owned(),
+                            ));
+                        }
                     };
                     Ok(ToolChoice::Named(name))
                 }
