@@ -154,7 +154,10 @@ fn ensure_venv(root: &Path, cache: &Path, python: &Path) -> Result<Installed> {
     let pins = requirements_summary(&requirements);
     let healthy = cmd::probe(&mut cmd::new(
         python,
-        ["-c", "import openai, anthropic, pytest, httpx"],
+        [
+            "-c",
+            "import openai, anthropic, pytest, httpx, schemathesis",
+        ],
     ))
     .is_some();
     if healthy && fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str()) {

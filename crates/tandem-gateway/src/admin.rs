@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -84,11 +84,15 @@ pub(crate) struct NewKey {
 pub(crate) async fn create_key(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
+    let body = match crate::handler::read_body(body, &headers, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err((kind, message)) => return error(kind, &message),
+    };
     let new: NewKey = match serde_json::from_slice(&body) {
         Ok(new) => new,
         Err(err) => return error(ErrorKind::BadRequest, &format!("invalid body: {err}")),
@@ -174,11 +178,15 @@ pub(crate) async fn get_policy(State(state): State<AppState>, headers: HeaderMap
 pub(crate) async fn put_policy(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if let Some(denied) = refusal(&state, &headers) {
         return denied;
     }
+    let body = match crate::handler::read_body(body, &headers, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err((kind, message)) => return error(kind, &message),
+    };
     let Ok(text) = std::str::from_utf8(&body) else {
         return error(ErrorKind::BadRequest, "policy must be UTF-8 Cedar text");
     };

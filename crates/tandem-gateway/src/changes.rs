@@ -15,7 +15,7 @@ use crate::format::Chat;
 pub(crate) async fn record(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let id = uuid::Uuid::now_v7().simple().to_string();
     let fail = |kind: ErrorKind, message: String| {
@@ -24,6 +24,10 @@ pub(crate) async fn record(
     let principal = match crate::handler::authenticate(&state, &headers).await {
         Ok(p) => p,
         Err(err) => return fail(err.kind(), err.to_string()),
+    };
+    let body = match crate::handler::read_body(body, &headers, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err((kind, message)) => return fail(kind, message),
     };
     let mut change: tandem_audit::ChangeEntry = match serde_json::from_slice(&body) {
         Ok(change) => change,

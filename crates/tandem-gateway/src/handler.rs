@@ -208,7 +208,7 @@ async fn serve_exchange<F: ClientFormat>(
 }
 
 /// Read the body up to the limit; over the limit is 413 whether or not a Content-Length was sent.
-async fn read_body(
+pub(crate) async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,

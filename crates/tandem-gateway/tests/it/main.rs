@@ -17,6 +17,8 @@ mod governance;
 #[cfg(test)]
 mod metrics;
 #[cfg(test)]
+mod openapi;
+#[cfg(test)]
 mod routing;
 #[cfg(test)]
 mod streaming;
