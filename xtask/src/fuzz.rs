@@ -6,26 +6,40 @@
 //! `RUSTC_BOOTSTRAP=1`; it is set for the cargo-fuzz process alone, and the separate target directory
 //! keeps it from touching the workspace's build cache.
 //!
-//! Each target then runs for `TANDEM_FUZZ_SECONDS` (default 60) seconds on its working corpus
+//! Each target then runs for `TANDEM_FUZZ_SECONDS` (default 30) seconds on its working corpus
 //! (`<target dir>/fuzz/corpus/<target>`, kept between runs) seeded from the tracked
 //! `fuzz/corpus/<target>`; new inputs go to the working corpus only, never into the clone, and past
 //! `MAX_WORKING_CORPUS_FILES` it starts afresh. A crash, a failed assertion, an input slower than
 //! `INPUT_TIMEOUT_S` or a run over `RSS_LIMIT_MB` fails the step, which names the saved input (in
 //! `fuzz/artifacts/<target>/`), prints it as hex so that it survives a throwaway CI clone, and says
 //! how to reproduce it.
+//!
+//! libFuzzer first runs every input of the working corpus once, within `-max_total_time` but
+//! without stopping when it runs out, and the working corpus grows with every run. For the slow
+//! targets (`policy` and `config` run tens of inputs a second) that replay would soon take all of the
+//! time and then more, so a target whose replay (until libFuzzer's `INITED` line) took more than
+//! `MAX_REPLAY_SHARE` of its time starts its working corpus afresh from the seeds next time.
+//!
+//! With seven targets (`scan`, `stream_redact`, `sse`, `translate_request`, `translate_stream`,
+//! `policy`, `config`) the default of 30 s keeps the whole step at about four minutes once the build
+//! is cached: 3.5 minutes of fuzzing, a few seconds to start each target, and a replay that stays
+//! within each target's time. Scheduled or local runs that want more set `TANDEM_FUZZ_SECONDS`.
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use crate::cmd;
 use crate::setup::Tools;
 
-/// How long each target runs when `TANDEM_FUZZ_SECONDS` is not set.
-const DEFAULT_SECONDS: u64 = 60;
+/// How long each target fuzzes when `TANDEM_FUZZ_SECONDS` is not set: 30 s for each of the seven
+/// targets keeps the CI step at about four minutes.
+const DEFAULT_SECONDS: u64 = 30;
 /// Overrides [`DEFAULT_SECONDS`].
 const SECONDS_ENV: &str = "TANDEM_FUZZ_SECONDS";
 /// libFuzzer's memory limit per target process.
@@ -35,6 +49,9 @@ const INPUT_TIMEOUT_S: u32 = 30;
 /// A working corpus with more files than this is started afresh from the seeds, so that repeated
 /// runs on one machine cannot slow every start down without bound.
 const MAX_WORKING_CORPUS_FILES: usize = 20_000;
+/// The share of a target's time that replaying its working corpus may take before the working
+/// corpus is started afresh.
+const MAX_REPLAY_SHARE: f64 = 0.5;
 /// Crash inputs up to this size are printed as hex.
 const MAX_HEX_BYTES: u64 = 4096;
 
@@ -148,13 +165,28 @@ fn run_target(
         format!("-timeout={INPUT_TIMEOUT_S}"),
         "-print_final_stats=1".to_owned(),
     ]);
-    let dict = fuzz_dir.join("dlp.dict");
-    if dict.is_file() {
+    if let Some(dict) = dictionary(target).map(|name| fuzz_dir.join(name))
+        && dict.is_file()
+    {
         command.arg(format!("-dict={}", dict.display()));
     }
     eprintln!("==> fuzz {target} for {seconds}s");
-    let Err(err) = cmd::run(&mut command) else {
-        return Ok(());
+    let err = match run_fuzzer(&mut command) {
+        Ok(replay) => {
+            if replay.is_none_or(|replay| {
+                replay > Duration::from_secs(seconds).mul_f64(MAX_REPLAY_SHARE)
+            }) {
+                eprintln!(
+                    "fuzz: {target}: replaying the working corpus took {} of the {seconds}s; \
+                     it starts afresh from the seeds next time",
+                    replay.map_or_else(|| "all".to_owned(), |r| format!("{}s", r.as_secs())),
+                );
+                fs::remove_dir_all(&working)
+                    .with_context(|| format!("cannot remove {}", working.display()))?;
+            }
+            return Ok(());
+        }
+        Err(err) => err,
     };
     let found: Vec<PathBuf> = files_in(&artifacts)?.difference(&before).cloned().collect();
     if found.is_empty() {
@@ -167,6 +199,60 @@ fn run_target(
         report_input(target, input);
     }
     Err(err)
+}
+
+/// What libFuzzer prints once it has run every input of its corpus.
+const INITED: &[u8] = b"\tINITED ";
+
+/// Runs `command` (`cargo fuzz run`), passing its stderr through, and fails unless it exits
+/// successfully; returns how long it took until libFuzzer had replayed its corpus (its `INITED`
+/// line), or `None` when that line never came.
+fn run_fuzzer(command: &mut Command) -> Result<Option<Duration>> {
+    let line = cmd::display(command);
+    let started = Instant::now();
+    let mut child = command
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start `{line}`"))?;
+    let mut replay = None;
+    if let Some(stderr) = child.stderr.take() {
+        let mut reader = BufReader::new(stderr);
+        let mut out = std::io::stderr().lock();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            let read = reader
+                .read_until(b'\n', &mut buf)
+                .with_context(|| format!("cannot read the output of `{line}`"))?;
+            if read == 0 {
+                break;
+            }
+            // Passing the output on is best effort; the exit status decides.
+            let _ = out.write_all(&buf);
+            // libFuzzer's status line: `#484\tINITED cov: …`.
+            if replay.is_none() && buf.windows(INITED.len()).any(|w| w == INITED) {
+                replay = Some(started.elapsed());
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("cannot wait for `{line}`"))?;
+    if !status.success() {
+        bail!("`{line}` failed with {status}");
+    }
+    Ok(replay)
+}
+
+/// The libFuzzer dictionary in `fuzz/` for `target`: the tokens its parser keys on.
+fn dictionary(target: &str) -> Option<&'static str> {
+    match target {
+        "scan" | "stream_redact" => Some("dlp.dict"),
+        "sse" | "translate_request" | "translate_stream" => Some("translate.dict"),
+        "policy" => Some("policy.dict"),
+        "config" => Some("config.dict"),
+        _ => None,
+    }
 }
 
 /// Prints where a failing input is, its bytes as hex when small, and how to reproduce it.
