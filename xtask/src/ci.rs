@@ -49,7 +49,7 @@ const STEPS: &[Step] = &[
     },
     Step {
         name: "fuzz",
-        what: "cargo fuzz run each fuzz/ target for TANDEM_FUZZ_SECONDS (default 60) s",
+        what: "cargo fuzz run each fuzz/ target for TANDEM_FUZZ_SECONDS (default 30) s",
     },
     Step {
         name: "clients",

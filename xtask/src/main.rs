@@ -37,7 +37,7 @@ commands:
 
 environment:
   TANDEM_CI_CACHE   where setup installs the venv, Codex and cargo-fuzz (default: $HOME/.cache/tandem-ci)
-  TANDEM_FUZZ_SECONDS  how long `ci fuzz` runs each fuzz target (default: 60)
+  TANDEM_FUZZ_SECONDS  how long `ci fuzz` runs each fuzz target (default: 30)
   CARGO_TARGET_DIR  honoured everywhere (`.ci/run` puts it outside the clone)";
 
 fn main() -> ExitCode {

@@ -266,7 +266,7 @@ pub struct Usage {
 impl Usage {
     /// Input plus output.
     pub fn total_tokens(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
     }
 }
 
