@@ -189,6 +189,10 @@ pub async fn run(
     mut progress: impl FnMut(Progress<'_>),
 ) -> Result<EditOutcome> {
     let task = uuid::Uuid::now_v7().simple().to_string();
+    let endpoint = Endpoint {
+        session: Some(task.clone()),
+        ..options.endpoint.clone()
+    };
     let mut originals: BTreeMap<String, String> = BTreeMap::new();
     for path in &options.files {
         let full = options.repo.join(path);
@@ -213,7 +217,7 @@ pub async fn run(
     };
     let answer = loop {
         let mut partial = String::new();
-        let call = model::stream(&options.endpoint, messages.clone(), |text| {
+        let call = model::stream(&endpoint, messages.clone(), |text| {
             progress(Progress::Text(text));
             partial.push_str(text);
             applier.push(text, &mut progress);
@@ -254,8 +258,7 @@ pub async fn run(
                 applier.push(text, &mut progress);
             };
             let answer =
-                model::stream_predicted(&options.endpoint, messages, Some(&original), on_text)
-                    .await?;
+                model::stream_predicted(&endpoint, messages, Some(&original), on_text).await?;
             applier.finish(&mut progress);
             if let Some(err) = applier.failure.take() {
                 return Err(err);
@@ -416,6 +419,17 @@ pub fn escalation(instruction: &str, files: &[String]) -> Option<String> {
     (decision.tier == "deep").then_some(decision.reason)
 }
 
+/// The task class of an instruction (`rename`, `fix`, `test`, …), as the pace router classifies it;
+/// recorded with the change so `tandem report` can group changes by class.
+pub fn classify(instruction: &str, files: &[String]) -> &'static str {
+    use tandem_protocol::{ChatRequest, Message, Role};
+    let text = format!("{instruction}\n\nFiles: {}", files.join(", "));
+    let request = ChatRequest::new("auto", vec![Message::text(Role::User, text)]);
+    tandem_router::extract(&request, &tandem_router::SessionFacts::default())
+        .task_class
+        .as_str()
+}
+
 /// The path an edit names, among the files given; the only file when it names none.
 fn resolve(path: &Option<String>, files: &[String]) -> Option<String> {
     match path {
@@ -466,6 +480,7 @@ async fn record(options: &EditOptions, outcome: &EditOutcome) -> Result<u64> {
     let entry = ChangeEntry {
         task: outcome.task.clone(),
         tier: Some(tier(outcome)),
+        class: Some(classify(&options.instruction, &options.files).to_owned()),
         requests: outcome.answer.request_id.iter().cloned().collect(),
         repository: Some(options.repo.display().to_string()),
         files: outcome

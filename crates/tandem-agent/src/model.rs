@@ -19,6 +19,20 @@ pub struct Endpoint {
     pub token: Option<String>,
     /// The model (or tier alias, e.g. `tandem-live`) to ask.
     pub model: String,
+    /// The session key sent with every call (`x-tandem-session`): the task id, so the gateway keeps
+    /// a task on its tier and the report joins the task's requests to its change.
+    pub session: Option<String>,
+}
+
+/// Adds the endpoint's credentials and session key to a request.
+fn authorize(mut request: reqwest::RequestBuilder, endpoint: &Endpoint) -> reqwest::RequestBuilder {
+    if let Some(token) = &endpoint.token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(session) = &endpoint.session {
+        request = request.header("x-tandem-session", session);
+    }
+    request
 }
 
 /// What a finished answer reported.
@@ -78,16 +92,13 @@ pub async fn stream_predicted(
     if let Some(content) = prediction {
         body["prediction"] = json!({"type": "content", "content": content});
     }
-    let mut request = client
+    let request = client
         .post(format!(
             "{}/v1/chat/completions",
             endpoint.base_url.trim_end_matches('/')
         ))
         .json(&body);
-    if let Some(token) = &endpoint.token {
-        request = request.bearer_auth(token);
-    }
-    let resp = request
+    let resp = authorize(request, endpoint)
         .send()
         .await
         .map_err(|e| Error::Model(e.to_string()))?;
@@ -133,16 +144,13 @@ pub async fn complete(
     messages: &[Value],
     tools: &Value,
 ) -> Result<(Value, Answer)> {
-    let mut request = reqwest::Client::new()
+    let request = reqwest::Client::new()
         .post(format!(
             "{}/v1/chat/completions",
             endpoint.base_url.trim_end_matches('/')
         ))
         .json(&json!({"model": endpoint.model, "messages": messages, "tools": tools}));
-    if let Some(token) = &endpoint.token {
-        request = request.bearer_auth(token);
-    }
-    let resp = request
+    let resp = authorize(request, endpoint)
         .send()
         .await
         .map_err(|e| Error::Model(e.to_string()))?;

@@ -177,10 +177,14 @@ pub async fn run(
             fix_rounds: 0,
         },
     };
+    let endpoint = crate::model::Endpoint {
+        session: Some(session.id.clone()),
+        ..options.endpoint.clone()
+    };
     for turn in 1..=options.max_turns {
         save(&options.repo, &session)?;
         let (message, answer) =
-            crate::model::complete(&options.endpoint, &session.messages, &tools()).await?;
+            crate::model::complete(&endpoint, &session.messages, &tools()).await?;
         session.requests.extend(answer.request_id.clone());
         session.messages.push(message.clone());
         if let Some(text) = message["content"].as_str().filter(|t| !t.trim().is_empty()) {

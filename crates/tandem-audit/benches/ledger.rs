@@ -33,6 +33,7 @@ fn entry(n: u64) -> Entry {
         tier: Some("live".into()),
         target: Some("cerebras/gpt-5.3-codex-spark".into()),
         route_reason: Some("rule:short-edit".into()),
+        class: Some("rename".into()),
         policy: vec![PolicyDecision {
             action: "use_model".into(),
             resource: "cerebras/gpt-5.3-codex-spark".into(),

@@ -126,6 +126,9 @@ pub struct RequestEntry {
     /// Why that tier and target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_reason: Option<String>,
+    /// The router's task class (`rename`, `fix`, …), when the router ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
     /// Every policy evaluation, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policy: Vec<PolicyDecision>,
@@ -197,6 +200,9 @@ pub struct ChangeEntry {
     /// `live` or `deep`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
+    /// The task class of the instruction (`rename`, `fix`, …), as the pace router classifies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
     /// The gateway requests that produced it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<String>,

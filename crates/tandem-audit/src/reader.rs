@@ -243,6 +243,44 @@ impl Reader {
         }
     }
 
+    /// The entry at `index`, if the ledger has one.
+    pub fn entry(&self, index: u64) -> Result<Option<Stored>> {
+        let Ok(idx) = i64::try_from(index) else {
+            return Ok(None);
+        };
+        let body: Option<Vec<u8>> =
+            match self
+                .conn
+                .query_row("SELECT body FROM entries WHERE idx = ?1", [idx], |row| {
+                    row.get(0)
+                }) {
+                Ok(body) => Some(body),
+                Err(rusqlite::Error::QueryReturnedNoRows) => None,
+                Err(e) => return Err(e.into()),
+            };
+        body.map(|body| {
+            let sealed = Sealed::parse(&body)
+                .map_err(|e| Error::Invalid(format!("entry {index} is unreadable: {e}")))?;
+            Ok(Stored {
+                index,
+                body,
+                sealed,
+            })
+        })
+        .transpose()
+    }
+
+    /// The in-toto v1 Statement of an accepted change (unsigned; [`Reader::attestations`] signs),
+    /// `None` for any other entry.
+    pub fn provenance(stored: &Stored) -> Option<serde_json::Value> {
+        match &stored.sealed.entry {
+            Entry::Change(change) if change.accepted => {
+                Some(crate::export::statement(stored, change))
+            }
+            _ => None,
+        }
+    }
+
     /// Writes every accepted change as an in-toto v1 Statement in a DSSE envelope signed with the
     /// ledger key, one JSON object per line. Needs the private key.
     pub fn attestations(&self, filter: &Filter, mut out: impl std::io::Write) -> Result<u64> {

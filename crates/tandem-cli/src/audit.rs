@@ -92,10 +92,10 @@ pub enum AuditAction {
 pub struct LedgerArgs {
     /// Config whose `[audit] dir` holds the ledger; defaults as for `serve`.
     #[arg(long)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// The ledger directory itself (overrides the config).
     #[arg(long)]
-    dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// Which entries.
@@ -134,7 +134,7 @@ impl FilterArgs {
 }
 
 /// Unix ms of an age before now (`7d`) or an RFC 3339 time.
-fn time_ms(text: &str) -> anyhow::Result<i64> {
+pub(crate) fn time_ms(text: &str) -> anyhow::Result<i64> {
     let at = match humantime::parse_duration(text) {
         Ok(age) => SystemTime::now()
             .checked_sub(age)
@@ -301,7 +301,7 @@ pub fn run(action: AuditAction) -> anyhow::Result<ExitCode> {
 }
 
 /// The ledger directory, and the config it came from.
-fn dir(args: &LedgerArgs) -> anyhow::Result<(PathBuf, Option<tandem_config::Config>)> {
+pub(crate) fn dir(args: &LedgerArgs) -> anyhow::Result<(PathBuf, Option<tandem_config::Config>)> {
     if let Some(dir) = &args.dir {
         return Ok((dir.clone(), None));
     }
@@ -312,7 +312,7 @@ fn dir(args: &LedgerArgs) -> anyhow::Result<(PathBuf, Option<tandem_config::Conf
 }
 
 /// A ledger opened for reading, with the local copy it reads when the ledger is in PostgreSQL.
-struct Opened {
+pub(crate) struct Opened {
     reader: Reader,
     _copy: Option<tempfile::TempDir>,
 }
@@ -329,7 +329,7 @@ impl std::ops::Deref for Opened {
 /// is sealed first, so what is shown and verified includes every answered request. A ledger in
 /// PostgreSQL (`[storage] postgres_url`) is copied in one consistent snapshot into a temporary
 /// directory and read there, with the same proofs and checks.
-fn open(args: &LedgerArgs) -> anyhow::Result<Opened> {
+pub(crate) fn open(args: &LedgerArgs) -> anyhow::Result<Opened> {
     let (dir, config) = dir(args)?;
     if let Some(url) = config
         .as_ref()

@@ -116,6 +116,7 @@ pub async fn run(mut args: EditArgs) -> anyhow::Result<ExitCode> {
             base_url: args.server.clone(),
             token: args.token.clone(),
             model: args.model.clone(),
+            session: None,
         },
         apply: args.yes,
     };

@@ -1,11 +1,13 @@
 //! The `tandem` binary: command-line parsing, logging setup, and dispatch to the library crates.
 
 mod audit;
+mod demo;
 mod dlp;
 mod edit;
 mod inproc;
 mod models;
 mod pr;
+mod report;
 mod task;
 mod telemetry;
 mod tui;
@@ -93,6 +95,10 @@ enum Command {
         #[command(subcommand)]
         action: audit::AuditAction,
     },
+    /// Lead time, rework, regressions, cost and tier use per task class: the audit ledger joined with git history.
+    Report(report::ReportArgs),
+    /// Fill a scratch repository and ledger with a synthetic history, print the report and serve the dashboard.
+    Demo(demo::DemoArgs),
     /// A live spot edit: stream the model's edit, apply it, and with --yes commit it with provenance.
     Edit(edit::EditArgs),
     /// A deep task: plan, tools in a sandbox, gates, and a commit with provenance.
@@ -215,6 +221,16 @@ fn main() -> anyhow::Result<ExitCode> {
     // `serve` reads its configuration first: `[telemetry]` says how to log and where spans go.
     let served = match &cli.command {
         Command::Serve { config, .. } => Some(load(config.as_deref())?),
+        Command::Demo(args) => {
+            let config = demo::generate(args)?;
+            let loaded = load(Some(&config))?;
+            let text = report::demo_report(&loaded)?;
+            std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())?;
+            if args.no_serve {
+                return Ok(ExitCode::SUCCESS);
+            }
+            Some(loaded)
+        }
         _ => None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -256,6 +272,9 @@ async fn run(command: Command, served: Option<Served>) -> anyhow::Result<ExitCod
     if let Command::Audit { action } = command {
         return audit::run(action);
     }
+    if let Command::Report(args) = command {
+        return report::run(args).map(|()| ExitCode::SUCCESS);
+    }
     if let Command::Edit(args) = command {
         return edit::run(args).await;
     }
@@ -275,6 +294,14 @@ async fn run_other(command: Command, served: Option<Served>) -> anyhow::Result<(
     match command {
         Command::Serve { listen, .. } => {
             serve(served.context("serve without its configuration")?, listen).await
+        }
+        Command::Demo(args) => {
+            let served = served.context("demo without its configuration")?;
+            let listen = args.listen.unwrap_or(served.config.server.listen);
+            tracing::info!(
+                "the dashboard of the synthetic demo is at http://{listen}/ui (sign in with $TANDEM_ADMIN_TOKEN)"
+            );
+            serve(served, Some(listen)).await
         }
         Command::Testkit {
             listen,
@@ -298,6 +325,7 @@ async fn run_other(command: Command, served: Option<Served>) -> anyhow::Result<(
         Command::Policy { action } => policy(action),
         Command::Dlp { .. }
         | Command::Audit { .. }
+        | Command::Report(_)
         | Command::Edit(_)
         | Command::Task(_)
         | Command::Pr(_)

@@ -61,6 +61,7 @@ pub async fn run(mut args: TaskArgs) -> anyhow::Result<ExitCode> {
             base_url: args.server.clone(),
             token: args.token.clone(),
             model: args.model.clone(),
+            session: None,
         },
         gates,
         max_turns: args.max_turns,

@@ -184,6 +184,8 @@ pub struct Config {
     pub storage: StorageSettings,
     /// The agent's quality gates.
     pub gates: GatesSettings,
+    /// What `tandem report` and the dashboard read besides the ledger (`[report]`).
+    pub report: ReportSettings,
     /// Things worth telling the operator that do not stop the server (e.g. an unset key variable).
     pub warnings: Vec<String>,
 }
@@ -221,6 +223,16 @@ pub struct TelemetrySettings {
     pub metrics_token: Option<SecretString>,
     /// How log lines are written to stderr.
     pub log_format: LogFormat,
+}
+
+/// What `tandem report` and the `/ui` dashboard read besides the audit ledger (`[report]`).
+#[derive(Clone, Debug, Default)]
+pub struct ReportSettings {
+    /// Repositories whose main branch the report joins with the ledger (relative paths are
+    /// relative to the config file).
+    pub repositories: Vec<PathBuf>,
+    /// The branch read as the main branch; each repository's `HEAD` when unset.
+    pub branch: Option<String>,
 }
 
 /// Where state lives (`[storage]`). Without a PostgreSQL URL, keys, budgets, policy versions and
@@ -408,6 +420,16 @@ struct ConfigToml {
     sandbox: Option<SandboxToml>,
     #[serde(default)]
     storage: Option<StorageToml>,
+    #[serde(default)]
+    report: Option<ReportToml>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReportToml {
+    #[serde(default)]
+    repositories: Vec<PathBuf>,
+    branch: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -793,6 +815,15 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
     )?;
     let gates = parse_gates(raw.gates.unwrap_or_default(), &dlp, &invalid)?;
     let storage = parse_storage(raw.storage.unwrap_or_default(), env, &invalid)?;
+    let report = raw.report.unwrap_or_default();
+    let report = ReportSettings {
+        repositories: report
+            .repositories
+            .into_iter()
+            .map(|p| base_dir.join(p))
+            .collect(),
+        branch: report.branch.filter(|b| !b.is_empty()),
+    };
     Ok(Config {
         source,
         server,
@@ -811,6 +842,7 @@ pub fn parse(text: &str, source: Source, env: &dyn Fn(&str) -> Option<String>) -
         audit,
         storage,
         gates,
+        report,
         warnings,
     })
 }

@@ -29,6 +29,7 @@ pub(crate) struct Trail {
     pub(crate) session: Option<String>,
     pub(crate) prompt_hash: Option<String>,
     pub(crate) route_reason: Option<String>,
+    pub(crate) class: Option<String>,
     pub(crate) policy: Vec<PolicyCheck>,
     pub(crate) answer_hash: Option<String>,
     /// Prompt and answer text for the content store (capture on only).
@@ -88,6 +89,7 @@ pub(crate) fn entry(record: &RequestRecord, trail: &mut Trail) -> Entry {
         target: (!record.provider.is_empty())
             .then(|| format!("{}/{}", record.provider, record.upstream_model)),
         route_reason: trail.route_reason.take(),
+        class: trail.class.take(),
         policy: std::mem::take(&mut trail.policy)
             .into_iter()
             .map(|p| PolicyDecision {

@@ -477,6 +477,7 @@ impl Core {
                 let sticky = state.tier.as_deref();
                 let decision = router.route(&features);
                 info.score = Some(decision.score);
+                info.class = Some(features.task_class.as_str().to_owned());
                 let (tier, escalate) = match (sticky, signal) {
                     (Some(t), _) if state.escalated || t == deep => {
                         info.reason = "session:escalated".to_owned();
@@ -894,6 +895,7 @@ impl Core {
             session: req.session.clone(),
             prompt_hash: exchange.prompt_hash.clone(),
             route_reason: info.map(|i| i.reason.clone()).filter(|r| !r.is_empty()),
+            class: info.and_then(|i| i.class.clone()),
             policy: info.map(|i| i.policy.clone()).unwrap_or_default(),
             answer_hash: None,
             content: exchange

@@ -172,6 +172,9 @@ pub struct RouteInfo {
     pub rule: Option<String>,
     /// The router's P(deep), if it ran.
     pub score: Option<f64>,
+    /// The router's task class (`rename`, `fix`, …), if it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
     /// Every upstream attempt in order.
     pub attempts: Vec<Attempt>,
     /// Every policy evaluation in order.

@@ -16,7 +16,7 @@ use tandem_translate::openai_chat;
 use crate::AppState;
 use crate::governance::{key_row, now_ms};
 
-fn error(kind: ErrorKind, message: &str) -> Response {
+pub(crate) fn error(kind: ErrorKind, message: &str) -> Response {
     let status =
         StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(openai_chat::error_body(kind, message))).into_response()
@@ -28,7 +28,7 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The refusal to send, unless the request carries the admin token.
-fn refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+pub(crate) fn refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = &state.admin_token else {
         return Some(error(
             ErrorKind::NotFound,

@@ -14,6 +14,7 @@ pub mod governance;
 mod handler;
 pub mod metrics;
 pub mod serve;
+mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct AppState {
     shared_counters: Option<tandem_core::SharedCounters>,
     /// Set when shutdown begins, for every state built since: `/readyz` answers 503.
     draining: Arc<AtomicBool>,
+    /// The dashboard's last ledger verification, kept across reloads.
+    ui: Arc<ui::Cache>,
 }
 
 /// The providers of a state; `dyn Provider` has no `Debug`.
@@ -79,6 +82,7 @@ struct Parts {
     policy_version: Arc<AtomicI64>,
     draining: Arc<AtomicBool>,
     trace_context: Option<TraceContext>,
+    ui: Arc<ui::Cache>,
 }
 
 /// Sets the parent of each request's span from the request's headers (W3C `traceparent`). Installed by the binary
@@ -166,6 +170,7 @@ impl AppState {
                 policy_version: Arc::new(AtomicI64::new(policy_version)),
                 draining: Arc::new(AtomicBool::new(false)),
                 trace_context: None,
+                ui: Arc::default(),
             },
         )
     }
@@ -225,6 +230,7 @@ impl AppState {
                 policy_version: Arc::clone(&self.policy_version),
                 draining: Arc::clone(&self.draining),
                 trace_context: self.trace_context.clone(),
+                ui: Arc::clone(&self.ui),
             },
         )
     }
@@ -300,6 +306,7 @@ fn assemble(config: &Config, parts: Parts) -> Result<AppState> {
         providers: Providers(parts.providers),
         shared_counters: parts.shared_counters,
         draining: parts.draining,
+        ui: parts.ui,
     })
 }
 
@@ -564,6 +571,13 @@ pub fn app(state: AppState) -> Router {
             "/admin/policy",
             get(admin::get_policy).put(admin::put_policy),
         )
+        .route("/ui", get(ui::page))
+        .route("/ui/login", post(ui::login))
+        .route("/ui/logout", post(ui::logout))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/app.css", get(ui::styles))
+        .route("/ui/api/dashboard", get(ui::dashboard))
+        .route("/ui/api/entry/{index}", get(ui::entry))
         .fallback(handler::not_found)
         .with_state(state)
 }

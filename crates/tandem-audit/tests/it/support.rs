@@ -24,6 +24,7 @@ pub fn request(n: u64) -> Entry {
         tier: Some("live".into()),
         target: Some("cerebras/gpt-oss-120b".into()),
         route_reason: Some("alias".into()),
+        class: None,
         status: 200,
         outcome: "ok".into(),
         tokens: Tokens {
