@@ -54,12 +54,14 @@ class Process:
     argv: list[str]
     log_path: Path
     popen: subprocess.Popen | None = None
+    # Variables set for this process on top of `child_env()`.
+    env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         log = self.log_path.open("wb")
         try:
             self.popen = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env()
+                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=child_env() | self.env
             )
         finally:
             log.close()

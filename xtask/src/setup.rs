@@ -9,7 +9,7 @@
 //! - `cargo-fuzz`, pinned, into `<cache>/cargo-fuzz` (`cargo install --root`), for `ci fuzz`;
 //! - the Debian packages `bubblewrap` (driven by `tandem-sandbox`), `tmux` (the terminal UI test), and
 //!   `cmake` and `libclang-dev` (llama.cpp's build, for `tandem-local`), `postgresql` and `redis-server`
-//!   (the servers the scale-out tests share), through `apt-get`, when missing.
+//!   (the servers the scale-out tests share) and `chromium` (the dashboard's browser test), through `apt-get`, when missing.
 //!
 //! Python's `venv` module ships with the interpreter.
 
@@ -71,7 +71,8 @@ pub(crate) fn run(root: &Path) -> Result<Tools> {
 
 /// Debian packages the build and the tests need: `bubblewrap` for the sandbox's escape tests, `tmux` for
 /// the terminal UI test, `cmake` and `libclang-dev` (bindgen) to build llama.cpp for `tandem-local`, and
-/// `postgresql` and `redis-server` for the scale-out tests (started by `services`, not as system services).
+/// `postgresql` and `redis-server` for the scale-out tests (started by `services`, not as system services), and
+/// `chromium` for the dashboard's browser test (driven by Playwright with `executable_path`).
 const DEBIAN: &[&str] = &[
     "bubblewrap",
     "tmux",
@@ -79,6 +80,7 @@ const DEBIAN: &[&str] = &[
     "libclang-dev",
     "postgresql",
     "redis-server",
+    "chromium",
 ];
 
 /// The Debian packages that building `tandem` needs (llama.cpp): for `cargo xtask quickstart`.
@@ -156,7 +158,7 @@ fn ensure_venv(root: &Path, cache: &Path, python: &Path) -> Result<Installed> {
         python,
         [
             "-c",
-            "import openai, anthropic, pytest, httpx, schemathesis",
+            "import openai, anthropic, pytest, httpx, schemathesis, playwright, PIL",
         ],
     ))
     .is_some();

@@ -298,6 +298,11 @@ async fn run_other(command: Command, served: Option<Served>) -> anyhow::Result<(
         Command::Demo(args) => {
             let served = served.context("demo without its configuration")?;
             let listen = args.listen.unwrap_or(served.config.server.listen);
+            if served.config.auth.admin_token.is_none() {
+                tracing::warn!(
+                    "TANDEM_ADMIN_TOKEN is not set: the dashboard needs it to sign in; stop and run again with it"
+                );
+            }
             tracing::info!(
                 "the dashboard of the synthetic demo is at http://{listen}/ui (sign in with $TANDEM_ADMIN_TOKEN)"
             );

@@ -9,7 +9,8 @@
 //! elsewhere at run time.
 //!
 //! The figures are computed on request from the ledger (a consistent copy when it is in PostgreSQL)
-//! and the `[report]` repositories, off the async runtime. `verify` runs in the background whenever
+//! and the `[report]` repositories, off the async runtime; the last report is shown again for a
+//! minute while the ledger has not grown. `verify` runs in the background whenever
 //! the ledger has grown and the last check is a minute old; the page shows the last result.
 
 use std::collections::HashMap;
@@ -46,7 +47,13 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 pub(crate) struct Cache {
     verified: Mutex<Verified>,
     running: AtomicBool,
+    /// The last report: its period, the ledger size it read, when it was computed, and itself.
+    report: Mutex<Option<(String, u64, i64, tandem_report::Report)>>,
 }
+
+/// How long a computed report is shown again for the same period while the ledger has not grown
+/// (the page refreshes every minute; blaming the repositories is the slow part).
+const REPORT_FOR_MS: i64 = 60_000;
 
 #[derive(Clone, Debug, Default)]
 struct Verified {
@@ -304,29 +311,48 @@ pub(crate) async fn dashboard(
         now_ms: now,
     };
     let worker = state.clone();
-    match tokio::task::spawn_blocking(move || build(&worker, &params)).await {
+    let period = since.to_owned();
+    match tokio::task::spawn_blocking(move || build(&worker, &period, &params)).await {
         Ok(Ok(dashboard)) => axum::Json(dashboard).into_response(),
         Ok(Err(message)) => error(ErrorKind::Internal, &message),
         Err(join) => error(ErrorKind::Internal, &format!("the report failed: {join}")),
     }
 }
 
-fn build(state: &AppState, params: &tandem_report::Params) -> Result<Dashboard, String> {
+fn build(
+    state: &AppState,
+    period: &str,
+    params: &tandem_report::Params,
+) -> Result<Dashboard, String> {
     let opened = open_ledger(state)?;
     let entries = match &opened.reader {
         Some(reader) => tandem_report::entries(reader).map_err(|e| e.to_string())?,
         None => Vec::new(),
     };
-    let settings = &state.config.report;
-    let report = tandem_report::report(
-        &entries,
-        &settings.repositories,
-        settings.branch.as_deref(),
-        params,
-        true,
-    )
-    .map_err(|e| e.to_string())?;
     let size = entries.len() as u64;
+    let cached = state.ui.report.lock().ok().and_then(|slot| {
+        slot.as_ref()
+            .filter(|(p, s, at, _)| p == period && *s == size && params.now_ms - at < REPORT_FOR_MS)
+            .map(|(_, _, _, report)| report.clone())
+    });
+    let report = match cached {
+        Some(report) => report,
+        None => {
+            let settings = &state.config.report;
+            let report = tandem_report::report(
+                &entries,
+                &settings.repositories,
+                settings.branch.as_deref(),
+                params,
+                true,
+            )
+            .map_err(|e| e.to_string())?;
+            if let Ok(mut slot) = state.ui.report.lock() {
+                *slot = Some((period.to_owned(), size, params.now_ms, report.clone()));
+            }
+            report
+        }
+    };
     if opened.reader.is_some() {
         maybe_verify(state, size);
     }

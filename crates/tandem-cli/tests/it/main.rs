@@ -19,6 +19,8 @@ mod pr;
 #[cfg(test)]
 mod replicas;
 #[cfg(test)]
+mod report;
+#[cfg(test)]
 mod route;
 #[cfg(test)]
 mod support;

@@ -24,3 +24,5 @@ mod routing;
 mod streaming;
 #[cfg(test)]
 mod support;
+#[cfg(test)]
+mod ui;
