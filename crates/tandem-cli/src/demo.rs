@@ -335,6 +335,52 @@ struct Request {
     reason: &'static str,
 }
 
+fn principal(user: &str, team: &str) -> Principal {
+    Principal {
+        user: user.to_owned(),
+        teams: vec![team.to_owned()],
+        project: Some("checkout-service".into()),
+        key_id: None,
+    }
+}
+
+impl Request {
+    /// The ledger entry of this request, as the gateway would have sealed it.
+    fn entry(&self, id: String, user: &str, team: &str) -> RequestEntry {
+        let price = if self.tier == "live" {
+            LIVE_PRICE
+        } else {
+            DEEP_PRICE
+        };
+        RequestEntry {
+            id,
+            started_at_ms: self.started,
+            principal: principal(user, team),
+            client: Some("tandem-agent (demo)".into()),
+            session: Some(self.session.clone()),
+            api: "chat".into(),
+            stream: self.stream,
+            model: "auto".into(),
+            tier: Some(self.tier.to_owned()),
+            target: Some(format!("local/{}", self.tier)),
+            route_reason: Some(self.reason.to_owned()),
+            class: Some(self.class.to_owned()),
+            status: 200,
+            outcome: self.outcome.to_owned(),
+            tokens: Tokens {
+                input: self.tokens.0,
+                output: self.tokens.1,
+                exact: self.outcome == "ok",
+                ..Tokens::default()
+            },
+            cost_usd: cost(self.tokens, price),
+            latency_ms: self.latency,
+            ttft_ms: self.ttft,
+            ..RequestEntry::default()
+        }
+    }
+}
+
 /// Writes the demo under `args.dir`; returns the config file's path.
 pub fn generate(args: &DemoArgs) -> anyhow::Result<PathBuf> {
     let dir = &args.dir;
@@ -530,7 +576,6 @@ pub fn generate(args: &DemoArgs) -> anyhow::Result<PathBuf> {
                     }
                 }
                 let mut ids = Vec::new();
-                let mut task_tokens = 0;
                 for (k, mut r) in requests.into_iter().enumerate() {
                     r.session.clone_from(&task);
                     let price = if r.tier == "live" {
@@ -541,7 +586,6 @@ pub fn generate(args: &DemoArgs) -> anyhow::Result<PathBuf> {
                     let usd = cost(r.tokens, price);
                     let request_id = format!("req-{task}-{k}");
                     ids.push(request_id.clone());
-                    task_tokens += r.tokens.0 + r.tokens.1;
                     if r.started >= month_start {
                         let e = spend
                             .entry(("team-month".into(), format!("team:{team}")))
@@ -554,39 +598,8 @@ pub fn generate(args: &DemoArgs) -> anyhow::Result<PathBuf> {
                             .or_default();
                         *e = (e.0 + r.tokens.0 + r.tokens.1, e.1 + usd, e.2 + 1);
                     }
-                    append(Entry::Request(RequestEntry {
-                        id: request_id,
-                        started_at_ms: r.started,
-                        principal: Principal {
-                            user: user.to_owned(),
-                            teams: vec![team.to_owned()],
-                            project: Some("checkout-service".into()),
-                            key_id: None,
-                        },
-                        client: Some("tandem-agent (demo)".into()),
-                        session: Some(r.session),
-                        api: "chat".into(),
-                        stream: r.stream,
-                        model: "auto".into(),
-                        tier: Some(r.tier.to_owned()),
-                        target: Some(format!("local/{}", r.tier)),
-                        route_reason: Some(r.reason.to_owned()),
-                        class: Some(r.class.to_owned()),
-                        status: 200,
-                        outcome: r.outcome.to_owned(),
-                        tokens: Tokens {
-                            input: r.tokens.0,
-                            output: r.tokens.1,
-                            exact: r.outcome == "ok",
-                            ..Tokens::default()
-                        },
-                        cost_usd: usd,
-                        latency_ms: r.latency,
-                        ttft_ms: r.ttft,
-                        ..RequestEntry::default()
-                    }))?;
+                    append(Entry::Request(r.entry(request_id, user, team)))?;
                 }
-                let _ = task_tokens;
                 // Review and gates, then the commit: minutes for live edits, hours for deep tasks.
                 let lead = if tier == "live" {
                     rng.range(2, 45) * MINUTE_MS
@@ -691,12 +704,7 @@ pub fn generate(args: &DemoArgs) -> anyhow::Result<PathBuf> {
                 }
                 append(Entry::Change(ChangeEntry {
                     task: task.clone(),
-                    principal: Principal {
-                        user: user.to_owned(),
-                        teams: vec![team.to_owned()],
-                        project: Some("checkout-service".into()),
-                        key_id: None,
-                    },
+                    principal: principal(user, team),
                     tier: Some(tier.to_owned()),
                     class: Some(class.to_owned()),
                     requests: ids,
@@ -721,41 +729,15 @@ pub fn generate(args: &DemoArgs) -> anyhow::Result<PathBuf> {
                     let followup = format!("{task}-followup");
                     let mut r = live_request(&mut rng, followup_at, "ok", "rule:short-edit");
                     r.class = "fix";
-                    append(Entry::Request(RequestEntry {
-                        id: format!("req-{followup}"),
-                        started_at_ms: r.started,
-                        principal: Principal {
-                            user: user.to_owned(),
-                            teams: vec![team.to_owned()],
-                            project: Some("checkout-service".into()),
-                            key_id: None,
-                        },
-                        session: Some(followup.clone()),
-                        api: "chat".into(),
-                        stream: true,
-                        model: "auto".into(),
-                        tier: Some("live".into()),
-                        class: Some("fix".into()),
-                        status: 200,
-                        outcome: "ok".into(),
-                        tokens: Tokens {
-                            input: r.tokens.0,
-                            output: r.tokens.1,
-                            exact: true,
-                            ..Tokens::default()
-                        },
-                        cost_usd: cost(r.tokens, LIVE_PRICE),
-                        latency_ms: r.latency,
-                        ttft_ms: r.ttft,
-                        ..RequestEntry::default()
-                    }))?;
+                    r.session.clone_from(&followup);
+                    append(Entry::Request(r.entry(
+                        format!("req-{followup}"),
+                        user,
+                        team,
+                    )))?;
                     append(Entry::Change(ChangeEntry {
                         task: followup,
-                        principal: Principal {
-                            user: user.to_owned(),
-                            teams: vec![team.to_owned()],
-                            ..Principal::default()
-                        },
+                        principal: principal(user, team),
                         tier: Some("live".into()),
                         class: Some("fix".into()),
                         files: vec![FileChange {
