@@ -20,6 +20,10 @@ use crate::error::git;
 use crate::{Error, Result};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// How far before the period the history is read: reverts, fixes and rework only look forward from a
+/// commit, so older commits matter only as side-branch work merged in the period. Work on a branch for
+/// longer than this before its merge is not seen.
+const HORIZON_MS: i64 = 90 * DAY_MS;
 /// Blame stops at commits made this long before the commit whose lines it counts: older lines cannot
 /// be that commit's, and a whole-history walk per file would make long histories slow. (A commit made
 /// after this one but dated more than a week before it would hide its lines; rebases and merges
@@ -71,7 +75,9 @@ pub struct History {
     pub branch: String,
     /// The branch's commit.
     pub head: String,
-    /// Every commit reachable from the branch, in the order they reached it (oldest first).
+    /// The commits reachable from the branch made in the 90 days before the period or since (older
+    /// ones are not read; the branch's newest commit always is), in the order they reached it (oldest
+    /// first).
     pub commits: Vec<Commit>,
 }
 
@@ -159,12 +165,17 @@ impl History {
             }
         };
 
-        // The first-parent line, oldest first.
+        // The first-parent line back to the horizon, oldest first.
+        let horizon = since_ms.saturating_sub(HORIZON_MS);
         let mut line = Vec::new();
         let mut next = Some(head);
         while let Some(id) = next {
             let commit = find(&repo, id)?;
-            line.push((id, millis(&commit)?));
+            let time = millis(&commit)?;
+            if time < horizon && !line.is_empty() {
+                break;
+            }
+            line.push((id, time));
             next = first_parent(&commit);
         }
         line.reverse();
@@ -181,8 +192,12 @@ impl History {
                     continue;
                 }
                 let commit = find(&repo, id)?;
+                let time = millis(&commit)?;
+                if time < horizon && id != tip {
+                    continue;
+                }
                 queue.extend(commit.parent_ids().map(|p| p.detach()));
-                batch.push((millis(&commit)?, id, commit));
+                batch.push((time, id, commit));
             }
             batch.sort_by_key(|(time, _, _)| *time);
             for (time_ms, id, commit) in batch {
