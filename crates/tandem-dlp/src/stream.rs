@@ -128,11 +128,13 @@ impl StreamRedactor {
         let mut upto = upto;
         if !last {
             // Never cut a finding in two: hold it whole, from the start of its match (the rescan
-            // only sees matches that start in the held text).
+            // only sees matches that start in the held text). That includes a secret that starts
+            // exactly at the cut after a match begun before it (`AWS_SECRET=` then the key): its
+            // keyword would be released, and the rescan would no longer find the match.
             loop {
                 let cut = findings
                     .iter()
-                    .filter(|f| f.span.start < upto && f.span.end > upto)
+                    .filter(|f| f.matched.start.min(f.span.start) < upto && f.span.end > upto)
                     .map(|f| f.matched.start.min(f.span.start))
                     .min();
                 match cut {

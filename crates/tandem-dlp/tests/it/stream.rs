@@ -165,3 +165,22 @@ proptest! {
         prop_assert_eq!(stream_all(&r, &pieces).unwrap(), whole);
     }
 }
+
+/// Regression (found by the `stream_redact` fuzz target): a secret whose match began before the
+/// release point and whose secret group starts exactly at it (`AWS_SECRET_ACC=` is final, the key
+/// is not) was released unredacted: the keyword went out, and the rescan of the held text no longer
+/// saw the match.
+#[test]
+fn a_secret_starting_where_its_match_was_cut_is_still_redacted() {
+    let r = default_redactor();
+    let key = concat!("G2ngn64yrUmNd9dVrqpg", "cchtPuu9PenPuuACCESS");
+    let text = format!(
+        "export AWS_mdCESS_KEY_ID=AKIBCQNJO2LTQ7HSIT74\nexport AWS_SECRET_ACC={key}_KEY=G2\n"
+    );
+    let whole = r.redact(&text).unwrap().text;
+    assert!(
+        whole.contains("[REDACTED:aws-secret-access-key:") && !whole.contains(key),
+        "{whole}"
+    );
+    check_every_split(&r, &text);
+}
