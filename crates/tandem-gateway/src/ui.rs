@@ -239,12 +239,13 @@ fn unauthorized(state: &AppState) -> Response {
 
 /// `30d`, `12w`, `48h` as milliseconds.
 fn period_ms(text: &str) -> Option<i64> {
-    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    let unit = text.chars().last()?;
+    let digits = &text[..text.len() - unit.len_utf8()];
     let n: i64 = digits.parse().ok().filter(|n| *n > 0)?;
     let hours = match unit {
-        "h" => n,
-        "d" => n.checked_mul(24)?,
-        "w" => n.checked_mul(24 * 7)?,
+        'h' => n,
+        'd' => n.checked_mul(24)?,
+        'w' => n.checked_mul(24 * 7)?,
         _ => return None,
     };
     (hours <= MAX_DAYS * 24).then_some(hours * 3_600_000)
