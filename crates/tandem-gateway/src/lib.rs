@@ -579,7 +579,24 @@ pub fn app(state: AppState) -> Router {
         .route("/ui/api/dashboard", get(ui::dashboard))
         .route("/ui/api/entry/{index}", get(ui::entry))
         .fallback(handler::not_found)
+        // A safety net: no handler should panic (the lints forbid it), but a dependency might. The
+        // client gets a 500 in the error shape and the connection stays usable.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+/// The answer to a request whose handler panicked.
+fn panicked(detail: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let detail = detail
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| detail.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(detail, "a request handler panicked");
+    admin::error(
+        tandem_protocol::ErrorKind::Internal,
+        "internal error: the request failed; the server log has the details",
+    )
 }
 
 /// The OpenAPI document of every route [`app`] serves (`openapi.json`, checked against the router by the tests).
@@ -664,4 +681,14 @@ pub async fn run_with(
     state.core.flush()?;
     tracing::info!("stopped; records and audit ledger flushed");
     Ok(())
+}
+
+#[cfg(test)]
+mod panic_tests {
+    #[test]
+    fn a_panic_becomes_a_500_in_the_error_shape() {
+        let response = super::panicked(Box::new("boom".to_owned()));
+        assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()["content-type"], "application/json");
+    }
 }
