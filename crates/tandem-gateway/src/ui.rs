@@ -29,6 +29,7 @@ use tandem_report::{AuditStatus, BudgetUse, Dashboard, EntryRow};
 
 use crate::AppState;
 use crate::admin::{error, same};
+use crate::governance::now_ms;
 
 const COOKIE: &str = "tandem_ui";
 const SESSION_MS: i64 = 12 * 60 * 60 * 1000;
@@ -61,13 +62,6 @@ struct Verified {
     size: u64,
     at_ms: Option<i64>,
     message: String,
-}
-
-fn now_ms() -> i64 {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 fn session_mac(token: &str, expires_ms: i64) -> String {

@@ -27,19 +27,11 @@ fn p50_p90(s: &Stat, decimals: usize) -> String {
     format!("{}/{}", num(s.p50, decimals), num(s.p90, decimals))
 }
 
+/// The UTC date of `ms`, as `YYYY-MM-DD`.
 fn date(ms: i64) -> String {
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let days = ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    let mut text = tandem_budget::format_rfc3339(ms);
+    text.truncate(10);
+    text
 }
 
 /// Fixed-width tables: per class and tier, per tier, and per week.
