@@ -137,6 +137,16 @@ pub fn compute(entries: &[Sealed], histories: &[History], params: &Params) -> Re
         .iter()
         .filter_map(|c| c.task.as_deref().map(|t| (t, *c)))
         .collect();
+    let by_commit: HashMap<&str, &Commit> = commits.iter().map(|c| (c.id.as_str(), *c)).collect();
+    // Every `This reverts commit` and `Fixes:` reference, with when the referring commit landed.
+    let references = |of: fn(&Commit) -> &[String]| -> Vec<(&str, i64)> {
+        commits
+            .iter()
+            .flat_map(|c| of(c).iter().map(move |id| (id.as_str(), c.merged_ms)))
+            .collect()
+    };
+    let reverts = references(|c| &c.reverts);
+    let fixes = references(|c| &c.fixes);
 
     // Changes, joined with their requests and commits.
     let mut owner: HashMap<&str, (String, String)> = HashMap::new();
@@ -157,10 +167,12 @@ pub fn compute(entries: &[Sealed], histories: &[History], params: &Params) -> Re
         }
         let commit = by_task.get(task).copied().or_else(|| {
             let id = change.commit.as_deref()?;
-            commits
-                .iter()
-                .copied()
-                .find(|c| c.id.starts_with(id) && id.len() >= 7)
+            by_commit.get(id).copied().or_else(|| {
+                // An abbreviated id: look it up among all.
+                (id.len() >= 7)
+                    .then(|| commits.iter().copied().find(|c| c.id.starts_with(id)))
+                    .flatten()
+            })
         });
         let first_request = mine.iter().map(|r| r.started_at_ms).min();
         let time_ms = commit
@@ -171,19 +183,14 @@ pub fn compute(entries: &[Sealed], histories: &[History], params: &Params) -> Re
             (Some(c), Some(start)) => Some((c.merged_ms - start).max(0) as f64 / HOUR_MS),
             _ => None,
         };
-        let (reverted, regressed) = match commit {
-            Some(c) => {
-                let named = |ids: &[String]| ids.iter().any(|id| c.id.starts_with(id.as_str()));
-                let reverted = commits
-                    .iter()
-                    .any(|later| later.merged_ms >= c.merged_ms && named(&later.reverts));
-                let fixed = commits
-                    .iter()
-                    .any(|later| later.merged_ms >= c.merged_ms && named(&later.fixes));
-                (reverted, fixed)
-            }
-            None => (false, false),
+        // Named by a commit that landed at or after it.
+        let named = |refs: &[(&str, i64)]| {
+            commit.is_some_and(|c| {
+                refs.iter()
+                    .any(|(id, at)| *at >= c.merged_ms && c.id.starts_with(id))
+            })
         };
+        let (reverted, regressed) = (named(&reverts), named(&fixes));
         let mut files: Vec<&str> = change.files.iter().map(|f| f.path.as_str()).collect();
         if let Some(c) = commit {
             files.extend(c.files.iter().map(String::as_str));
