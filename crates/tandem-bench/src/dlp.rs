@@ -553,13 +553,12 @@ fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
 
 /// Writes `dlp-<date>.md` and `.json` into `out`.
 fn write(out: &Path, results: &Results, markdown: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let stem = format!("dlp-{}", results.machine.date_utc);
-    let markdown_path = out.join(format!("{stem}.md"));
-    let json_path = out.join(format!("{stem}.json"));
-    write_file(&markdown_path, markdown)?;
-    write_file(&json_path, &(serde_json::to_string_pretty(results)? + "\n"))?;
-    Ok((markdown_path, json_path))
+    crate::save(
+        out,
+        &format!("dlp-{}", results.machine.date_utc),
+        markdown,
+        results,
+    )
 }
 
 fn ms(value: f64) -> String {

@@ -490,14 +490,8 @@ fn write(results: &Results, out: &std::path::Path) -> anyhow::Result<Report> {
         }
         md.push_str("```\n");
     }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let stem = format!("idle-{}", m.date_utc);
-    let markdown_path = out.join(format!("{stem}.md"));
-    let json_path = out.join(format!("{stem}.json"));
-    std::fs::write(&markdown_path, &md)
-        .with_context(|| format!("writing {}", markdown_path.display()))?;
-    std::fs::write(&json_path, serde_json::to_string_pretty(results)? + "\n")
-        .with_context(|| format!("writing {}", json_path.display()))?;
+    let (markdown_path, json_path) =
+        crate::save(out, &format!("idle-{}", m.date_utc), &md, results)?;
     Ok(Report {
         markdown: md,
         markdown_path,

@@ -653,13 +653,23 @@ pub(crate) fn mb(bytes: u64) -> f64 {
 
 /// Writes `gateway-<date>[-quick].md` and `.json` into `out`.
 fn write(out: &Path, results: &Results, markdown: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let date = results
         .machine
         .as_ref()
         .map_or_else(|| machine::utc_now().0, |m| m.date_utc.clone());
     let suffix = if results.settings.quick { "-quick" } else { "" };
-    let stem = format!("gateway-{date}{suffix}");
+    save(out, &format!("gateway-{date}{suffix}"), markdown, results)
+}
+
+/// Writes a benchmark's report as `<stem>.md` (the table) and `<stem>.json` (the same numbers) into
+/// `out`, creating it; returns both paths.
+pub(crate) fn save(
+    out: &Path,
+    stem: &str,
+    markdown: &str,
+    results: &impl serde::Serialize,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let markdown_path = out.join(format!("{stem}.md"));
     let json_path = out.join(format!("{stem}.json"));
     std::fs::write(&markdown_path, markdown)

@@ -511,14 +511,8 @@ fn write(results: &Results, out: &Path) -> anyhow::Result<Report> {
         results.total_speedup,
         n = results.edits.len(),
     ));
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let stem = format!("local-{}", m.date_utc);
-    let markdown_path = out.join(format!("{stem}.md"));
-    let json_path = out.join(format!("{stem}.json"));
-    std::fs::write(&markdown_path, &md)
-        .with_context(|| format!("writing {}", markdown_path.display()))?;
-    std::fs::write(&json_path, serde_json::to_string_pretty(results)?)
-        .with_context(|| format!("writing {}", json_path.display()))?;
+    let (markdown_path, json_path) =
+        crate::save(out, &format!("local-{}", m.date_utc), &md, results)?;
     Ok(Report {
         markdown: md,
         markdown_path,

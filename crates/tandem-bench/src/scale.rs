@@ -1178,14 +1178,10 @@ fn markdown(results: &Results) -> String {
 
 /// Writes `scale-<date>.md` and `.json` into `out`.
 fn write(out: &Path, results: &Results, markdown: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let stem = format!("scale-{}", results.machine.date_utc);
-    let markdown_path = out.join(format!("{stem}.md"));
-    let json_path = out.join(format!("{stem}.json"));
-    std::fs::write(&markdown_path, markdown)
-        .with_context(|| format!("writing {}", markdown_path.display()))?;
-    let json = serde_json::to_string_pretty(results)?;
-    std::fs::write(&json_path, json + "\n")
-        .with_context(|| format!("writing {}", json_path.display()))?;
-    Ok((markdown_path, json_path))
+    crate::save(
+        out,
+        &format!("scale-{}", results.machine.date_utc),
+        markdown,
+        results,
+    )
 }
