@@ -54,6 +54,10 @@ pub struct Args {
     /// Warm-up requests per target before each sequential scenario [default: 100, quick: 20].
     #[arg(long)]
     pub warmup: Option<u32>,
+    /// Requests in a row to one target in the sequential scenarios before the next target's turn; 1 interleaves
+    /// the targets request by request [default: 50, quick: 10].
+    #[arg(long)]
+    pub block: Option<u32>,
     /// Tokens of the single-stream throughput test for direct and tandem [default: 200000, quick: 20000].
     #[arg(long)]
     pub stream_tokens: Option<u32>,
@@ -109,6 +113,7 @@ pub(crate) struct Settings {
     pub(crate) requests: u32,
     pub(crate) streams: u32,
     pub(crate) warmup: u32,
+    pub(crate) block: u32,
     pub(crate) answer_tokens: u32,
     pub(crate) stream_tokens: u32,
     pub(crate) litellm_stream_tokens: u32,
@@ -129,6 +134,7 @@ impl Settings {
             requests: pick(args.requests, 2000, 200),
             streams: pick(args.streams, 500, 50),
             warmup: pick(args.warmup, 100, 20),
+            block: pick(args.block, 50, 10).max(1),
             answer_tokens: 16,
             stream_tokens: pick(args.stream_tokens, 200_000, 20_000),
             litellm_stream_tokens: pick(args.litellm_stream_tokens, 20_000, 2_000),
@@ -276,16 +282,19 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         Target {
             kind: Kind::Direct,
             endpoint: Endpoint::new(upstream_addr, Some(LITELLM_KEY)),
+            gateway: None,
         },
         Target {
             kind: Kind::Tandem,
             endpoint: Endpoint::new(tandem_addr, Some(LITELLM_KEY)),
+            gateway: Some(scenario::Gateway::Process(tandem.pid())),
         },
     ];
-    if let Some(addr) = litellm_addr {
+    if let (Some(addr), Some(child)) = (litellm_addr, litellm.as_ref()) {
         targets.push(Target {
             kind: Kind::Litellm,
             endpoint: Endpoint::new(addr, Some(LITELLM_KEY)),
+            gateway: Some(scenario::Gateway::Group(child.pid())),
         });
     }
 
@@ -330,6 +339,7 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         &SequentialPlan {
             count: settings.requests,
             warmup: settings.warmup,
+            block: settings.block,
             tokens: settings.answer_tokens,
             stream: false,
             budget,
@@ -355,6 +365,7 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         &SequentialPlan {
             count: settings.streams,
             warmup: settings.warmup,
+            block: settings.block,
             tokens: settings.answer_tokens,
             stream: true,
             budget,

@@ -298,8 +298,12 @@ pub(crate) fn markdown(results: &Results) -> String {
         has_litellm: results.targets.contains(&Kind::Litellm),
     };
 
+    let turns = match s.block {
+        1 => "targets interleaved request by request".to_owned(),
+        n => format!("targets taking turns of {n}, after 2 unrecorded"),
+    };
     table.section(&format!(
-        "Non-streamed: {} sequential requests per target ({}-token answer)",
+        "Non-streamed: {} sequential requests per target ({}-token answer; {turns})",
         s.requests, s.answer_tokens
     ));
     sequential_rows(&mut table, &results.latency, "latency");
@@ -310,7 +314,7 @@ pub(crate) fn markdown(results: &Results) -> String {
         |c| c.us_per_request,
     );
     table.section(&format!(
-        "Streamed: {} sequential streams per target ({} tokens), time to first token (TTFT)",
+        "Streamed: {} sequential streams per target ({} tokens; {turns}), time to first token (TTFT)",
         s.streams, s.answer_tokens
     ));
     sequential_rows(&mut table, &results.ttft, "TTFT");

@@ -1,5 +1,5 @@
-//! The load scenarios: sequential non-streamed latency and streamed TTFT (targets interleaved request by
-//! request), one long stream, and many concurrent streams.
+//! The load scenarios: sequential non-streamed latency and streamed TTFT (targets taking turns in blocks of
+//! requests), one long stream, and many concurrent streams.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +41,55 @@ impl Kind {
 pub(crate) struct Target {
     pub(crate) kind: Kind,
     pub(crate) endpoint: Arc<Endpoint>,
+    /// The gateway's processes (none for direct).
+    pub(crate) gateway: Option<Gateway>,
+}
+
+/// The processes of a gateway, whose CPU time tells when it has gone quiet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Gateway {
+    /// One process (tandem).
+    Process(u32),
+    /// A process group (LiteLLM and its workers).
+    Group(u32),
+}
+
+impl Gateway {
+    fn cpu_seconds(self) -> Option<f64> {
+        match self {
+            Gateway::Process(pid) => crate::procs::cpu_seconds(pid),
+            Gateway::Group(pgid) => Some(crate::procs::group_cpu_seconds(pgid)),
+        }
+    }
+}
+
+/// Requests sent at the start of each turn (with `block > 1`) and not recorded.
+const TURN_WARMUP: u32 = 2;
+/// How long a gateway's CPU time must stand still after its turn before the next target's turn starts.
+const QUIET: Duration = Duration::from_millis(60);
+/// The longest wait for a gateway to go quiet after its turn.
+const SETTLE_LIMIT: Duration = Duration::from_secs(3);
+
+/// Waits until `target`'s gateway has done the work it deferred past its answers (LiteLLM's logging and cost
+/// tasks, tandem's batched writes), so that it does not run during the next target's turn: until its CPU time
+/// has not moved for [`QUIET`], at most [`SETTLE_LIMIT`].
+async fn settle(target: &Target) {
+    let Some(gateway) = target.gateway else {
+        return;
+    };
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    let mut last = gateway.cpu_seconds();
+    let mut still_since = Instant::now();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = gateway.cpu_seconds();
+        if now != last {
+            last = now;
+            still_since = Instant::now();
+        } else if still_since.elapsed() >= QUIET {
+            return;
+        }
+    }
 }
 
 impl Target {
@@ -86,6 +135,8 @@ pub(crate) fn upstream_model(tokens: u32, rate: f64) -> String {
 pub(crate) struct SequentialPlan {
     pub(crate) count: u32,
     pub(crate) warmup: u32,
+    /// Requests in a row to one target before the next target's turn (at least 1).
+    pub(crate) block: u32,
     pub(crate) tokens: u32,
     pub(crate) stream: bool,
     /// Total time one target may take before it is dropped from the scenario as timed out.
@@ -107,8 +158,14 @@ pub(crate) struct Sequential {
     pub(crate) total_ms: Option<Summary>,
 }
 
-/// Runs `plan` against all targets, round-robin one request each, so that noise from the machine hits all
-/// targets alike.
+/// Runs `plan` against all targets, taking turns a block of `plan.block` requests each, so that drift in the
+/// machine's load hits all targets alike. After its turn, each gateway is given time to finish its deferred work
+/// ([`settle`]).
+///
+/// Blocks rather than single requests: with request-by-request turns each gateway request would follow the
+/// other targets' requests, and a LiteLLM request is ~20–50 ms of Python that parks the other gateway's
+/// threads and evicts its caches, while direct would always follow tandem's one millisecond. `block = 1`
+/// measures that regime.
 pub(crate) async fn sequential(targets: &[Target], plan: &SequentialPlan) -> Vec<Sequential> {
     let upstream = upstream_model(plan.tokens, 0.0);
     let bodies: Vec<Bytes> = targets
@@ -130,39 +187,53 @@ pub(crate) async fn sequential(targets: &[Target], plan: &SequentialPlan) -> Vec
             }
         }
     }
-    for i in 0..plan.warmup + plan.count {
+    let requests = plan.warmup + plan.count;
+    let block = plan.block.max(1);
+    for (k, i) in turns(requests, block, targets.len()) {
+        if i % block == 0 && (i, k) != (0, 0) {
+            // The first request of a turn: the previous target has had its turn.
+            settle(&targets[(k + targets.len() - 1) % targets.len()]).await;
+        }
         let measured = i >= plan.warmup;
-        for k in 0..targets.len() {
-            let Some(conn) = conns[k].as_mut() else {
-                continue;
-            };
-            if results[k].timed_out {
-                continue;
-            }
-            let started = Instant::now();
-            let outcome = one(conn, &bodies[k], plan).await;
-            spent[k] += started.elapsed();
-            let result = &mut results[k];
-            result.sent += 1;
-            match outcome {
-                Ok((ms, total)) if measured => {
-                    result.ok += 1;
-                    samples[k].push(ms);
-                    if let Some(total) = total {
-                        totals[k].push(total);
-                    }
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    if measured {
-                        result.errors += 1;
-                    }
-                    result.first_error.get_or_insert(err);
+        let Some(conn) = conns[k].as_mut() else {
+            continue;
+        };
+        if results[k].timed_out {
+            continue;
+        }
+        if i % block == 0 && block > 1 {
+            // The first requests of a turn pay for the switch (threads parked, caches cooled by the other
+            // targets' turns): sent and checked, not recorded.
+            for _ in 0..TURN_WARMUP {
+                results[k].sent += 1;
+                if let Err(err) = one(conn, &bodies[k], plan).await {
+                    results[k].first_error.get_or_insert(err);
                 }
             }
-            if spent[k] > plan.budget {
-                result.timed_out = true;
+        }
+        let started = Instant::now();
+        let outcome = one(conn, &bodies[k], plan).await;
+        spent[k] += started.elapsed();
+        let result = &mut results[k];
+        result.sent += 1;
+        match outcome {
+            Ok((ms, total)) if measured => {
+                result.ok += 1;
+                samples[k].push(ms);
+                if let Some(total) = total {
+                    totals[k].push(total);
+                }
             }
+            Ok(_) => {}
+            Err(err) => {
+                if measured {
+                    result.errors += 1;
+                }
+                result.first_error.get_or_insert(err);
+            }
+        }
+        if spent[k] > plan.budget {
+            result.timed_out = true;
         }
     }
     for (k, result) in results.iter_mut().enumerate() {
@@ -172,6 +243,18 @@ pub(crate) async fn sequential(targets: &[Target], plan: &SequentialPlan) -> Vec
         }
     }
     results
+}
+
+/// The order of a sequential scenario's requests as (target, request number): `requests` per target, in
+/// turns of `block` requests per target.
+fn turns(requests: u32, block: u32, targets: usize) -> impl Iterator<Item = (usize, u32)> {
+    let block = block.max(1);
+    (0..requests)
+        .step_by(block as usize)
+        .flat_map(move |start| {
+            (0..targets)
+                .flat_map(move |k| (start..requests.min(start + block)).map(move |i| (k, i)))
+        })
 }
 
 /// One measured request: (latency or TTFT in ms, stream total in ms).
@@ -387,4 +470,37 @@ pub(crate) async fn concurrent(target: &Target, plan: &ConcurrentPlan) -> Concur
 fn note(result: &mut Concurrent, error: String) {
     result.errors += 1;
     result.first_error.get_or_insert(error);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::turns;
+
+    #[test]
+    fn targets_take_turns_in_blocks_and_each_gets_every_request_once() {
+        let order: Vec<(usize, u32)> = turns(5, 2, 3).collect();
+        assert_eq!(
+            order,
+            [
+                (0, 0),
+                (0, 1),
+                (1, 0),
+                (1, 1),
+                (2, 0),
+                (2, 1),
+                (0, 2),
+                (0, 3),
+                (1, 2),
+                (1, 3),
+                (2, 2),
+                (2, 3),
+                (0, 4),
+                (1, 4),
+                (2, 4),
+            ]
+        );
+        let interleaved: Vec<(usize, u32)> = turns(2, 1, 2).collect();
+        assert_eq!(interleaved, [(0, 0), (1, 0), (0, 1), (1, 1)]);
+        assert_eq!(turns(3, 0, 1).count(), 3, "a block of 0 is taken as 1");
+    }
 }

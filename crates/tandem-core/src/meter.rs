@@ -90,23 +90,14 @@ impl MeteredStream {
         let Some(record) = self.record.as_mut() else {
             return;
         };
-        match event {
-            StreamEvent::TextDelta(_)
-            | StreamEvent::ReasoningDelta(_)
-            | StreamEvent::ToolCallStart { .. }
-            | StreamEvent::ToolCallDelta { .. } => {
-                self.deltas += 1;
-                if record.ttft_ms.is_none() {
-                    record.ttft_ms = Some(elapsed_ms(self.started));
-                }
+        if event.is_output() {
+            self.deltas += 1;
+            if record.ttft_ms.is_none() {
+                record.ttft_ms = Some(elapsed_ms(self.started));
             }
-            StreamEvent::Usage(usage) => {
-                record.usage = *usage;
-                record.usage_exact = true;
-            }
-            StreamEvent::Start { .. }
-            | StreamEvent::ReasoningSignature(_)
-            | StreamEvent::Finish(_) => {}
+        } else if let StreamEvent::Usage(usage) = event {
+            record.usage = *usage;
+            record.usage_exact = true;
         }
     }
 

@@ -1,5 +1,6 @@
 //! Route handlers: one generic exchange handler for the three client APIs, plus models and probes.
 
+use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -7,10 +8,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
-use tandem_core::{Exchange, Hints, MeteredStream, Pace, RouteInfo, int};
+use tandem_core::{Exchange, Hints, Pace, RouteInfo, int};
 use tandem_protocol::ErrorKind;
 use tandem_translate::{EncodeContext, StreamEncoder, openai_chat};
 use tracing::field::Empty;
@@ -336,46 +337,29 @@ fn set_request_id(response: &mut Response, id: &str) {
 /// If the client goes away, hyper drops this body, which drops the upstream stream and closes that connection.
 /// The body holds the request span: it ends with the body, and the answer's model, usage and finish reason are
 /// recorded on it as they pass.
-fn sse_response(
-    events: MeteredStream,
-    encoder: Box<dyn StreamEncoder>,
-    id: &str,
-    span: Span,
-) -> Response {
-    let batches = events.ready_chunks(BATCH_EVENTS);
-    let body = futures::stream::unfold(Some((batches, encoder, span)), |state| {
-        let span = state
-            .as_ref()
-            .map_or_else(Span::none, |(_, _, span)| span.clone());
+fn sse_response<S>(events: S, encoder: Box<dyn StreamEncoder>, id: &str, span: Span) -> Response
+where
+    S: Stream<Item = Event> + Send + Unpin + 'static,
+{
+    let state = SseBody {
+        events,
+        encoder,
+        span,
+        first_output: FirstOutput::Awaited,
+        ended: false,
+    };
+    let body = futures::stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        let span = state.span.clone();
         async move {
-            let (mut batches, mut encoder, span) = state?;
-            loop {
-                let Some(batch) = batches.next().await else {
-                    let tail = encoder.finish();
-                    return Some((Ok::<_, std::convert::Infallible>(Bytes::from(tail)), None));
-                };
-                let mut out = String::new();
-                for item in batch {
-                    match item {
-                        Ok(event) => {
-                            tandem_core::record_event(&span, &event);
-                            out.push_str(&encoder.encode(&event));
-                        }
-                        Err(err) => {
-                            tracing::warn!(error = %err, "upstream failed mid-stream");
-                            span.record("otel.status_code", "ERROR");
-                            span.record("error.type", tracing::field::debug(err.kind()));
-                            out.push_str(&encoder.fail(err.kind(), &err.to_string()));
-                            return Some((Ok(Bytes::from(out)), None));
-                        }
-                    }
-                }
-                if !out.is_empty() {
-                    return Some((Ok(Bytes::from(out)), Some((batches, encoder, span))));
-                }
-            }
+            let (bytes, more) = state.frame().await;
+            Some((
+                Ok::<_, std::convert::Infallible>(bytes),
+                more.then_some(state),
+            ))
         }
         .instrument(span)
+        .await
     });
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
@@ -387,6 +371,107 @@ fn sse_response(
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     set_request_id(&mut response, id);
     response
+}
+
+/// One event of a streamed answer, or the failure that ends it.
+type Event = tandem_providers::Result<tandem_protocol::StreamEvent>;
+
+/// Where a streamed answer is with its first token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FirstOutput {
+    /// Not seen yet: the frame that carries it ends there.
+    Awaited,
+    /// In the last frame: yield once, so the server writes it out before encoding what is behind it.
+    Sent,
+    /// Written out.
+    Flushed,
+}
+
+/// A streamed answer on its way out.
+///
+/// Each frame is every event that is ready (up to [`BATCH_EVENTS`]), encoded as one write, so a fast upstream
+/// costs a write per burst rather than per token. The first token is the exception: an upstream that sends a
+/// whole short answer in one burst would otherwise have it wait until the burst is encoded and the exchange
+/// recorded, so its frame ends at the first token and the body yields once after it, which makes the server
+/// write it out at once.
+struct SseBody<S> {
+    events: S,
+    encoder: Box<dyn StreamEncoder>,
+    span: Span,
+    first_output: FirstOutput,
+    /// The events have ended (they are not polled again).
+    ended: bool,
+}
+
+impl<S: Stream<Item = Event> + Unpin> SseBody<S> {
+    /// The next frame, and whether more follow.
+    async fn frame(&mut self) -> (Bytes, bool) {
+        if self.first_output == FirstOutput::Sent {
+            self.first_output = FirstOutput::Flushed;
+            tokio::task::yield_now().await;
+        }
+        let mut out = String::new();
+        loop {
+            let batch = self.ready().await;
+            if batch.is_empty() {
+                out.push_str(&self.encoder.finish());
+                return (Bytes::from(out), false);
+            }
+            for item in batch {
+                match item {
+                    Ok(event) => {
+                        tandem_core::record_event(&self.span, &event);
+                        out.push_str(&self.encoder.encode(&event));
+                        if self.first_output == FirstOutput::Awaited && event.is_output() {
+                            self.first_output = FirstOutput::Sent;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "upstream failed mid-stream");
+                        self.span.record("otel.status_code", "ERROR");
+                        self.span
+                            .record("error.type", tracing::field::debug(err.kind()));
+                        out.push_str(&self.encoder.fail(err.kind(), &err.to_string()));
+                        return (Bytes::from(out), false);
+                    }
+                }
+            }
+            if !out.is_empty() {
+                return (Bytes::from(out), true);
+            }
+        }
+    }
+
+    /// The events ready now, waiting for at least one; empty once the answer has ended. Before the first
+    /// token, the batch ends with it.
+    async fn ready(&mut self) -> Vec<Event> {
+        let mut batch = Vec::new();
+        if self.ended {
+            return batch;
+        }
+        std::future::poll_fn(|cx| {
+            loop {
+                match self.events.poll_next_unpin(cx) {
+                    Poll::Ready(Some(item)) => {
+                        let first = self.first_output == FirstOutput::Awaited
+                            && item.as_ref().is_ok_and(|e| e.is_output());
+                        batch.push(item);
+                        if first || batch.len() == BATCH_EVENTS {
+                            return Poll::Ready(());
+                        }
+                    }
+                    Poll::Ready(None) => {
+                        self.ended = true;
+                        return Poll::Ready(());
+                    }
+                    Poll::Pending if batch.is_empty() => return Poll::Pending,
+                    Poll::Pending => return Poll::Ready(()),
+                }
+            }
+        })
+        .await;
+        batch
+    }
 }
 
 /// `GET /v1/models`, in Anthropic's shape when the client sends `anthropic-version`, else OpenAI's.
@@ -452,4 +537,112 @@ pub(crate) async fn not_found(uri: axum::http::Uri) -> Response {
         )),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use axum::body::Body;
+    use axum::body::HttpBody;
+    use tandem_protocol::{ChatRequest, FinishReason, StreamEvent, Usage};
+    use tandem_translate::{EncodeContext, openai_chat};
+    use tracing::Span;
+
+    use super::sse_response;
+
+    /// Counts its wakes.
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The frames of `body` as a poller outside any runtime sees them: `None` for a `Pending`.
+    fn frames(mut body: Body) -> (Vec<Option<String>>, usize) {
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        let mut cx = Context::from_waker(&waker);
+        let mut out = Vec::new();
+        loop {
+            match Pin::new(&mut body).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let data = frame.into_data().unwrap_or_default();
+                    out.push(Some(String::from_utf8_lossy(&data).into_owned()));
+                }
+                Poll::Ready(Some(Err(err))) => panic!("body failed: {err}"),
+                Poll::Ready(None) => break,
+                Poll::Pending => out.push(None),
+            }
+            assert!(out.len() < 20, "the body does not end: {out:?}");
+        }
+        (out, wakes.0.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn a_burst_answer_writes_its_first_token_alone_then_the_rest_in_one_frame() {
+        let request = ChatRequest::new("m", Vec::new());
+        let encoder = openai_chat::Encoder::new(&EncodeContext {
+            request: &request,
+            id: "x",
+            created: 0,
+        });
+        let events = futures::stream::iter(
+            [
+                StreamEvent::Start {
+                    id: "u".into(),
+                    model: "m".into(),
+                },
+                StreamEvent::TextDelta("first".into()),
+                StreamEvent::TextDelta("second".into()),
+                StreamEvent::TextDelta("third".into()),
+                StreamEvent::Finish(FinishReason::Stop),
+                StreamEvent::Usage(Usage::default()),
+            ]
+            .map(Ok),
+        );
+        let response = sse_response(events, Box::new(encoder), "x", Span::none());
+        let (frames, wakes) = frames(response.into_body());
+        // The role chunk and the first token; a yield (the server writes them out); the rest at once; the end.
+        assert_eq!(frames.len(), 4, "{frames:?}");
+        let first = frames[0].as_deref().unwrap_or_default();
+        assert!(first.contains("\"role\":\"assistant\"") && first.contains("first"));
+        assert!(!first.contains("second"), "{first}");
+        assert_eq!(frames[1], None);
+        assert_eq!(wakes, 1, "the yield must wake the body's task");
+        let rest = frames[2].as_deref().unwrap_or_default();
+        assert!(rest.contains("second") && rest.contains("third") && rest.contains("\"stop\""));
+        assert!(
+            frames[3]
+                .as_deref()
+                .is_some_and(|f| f.ends_with("data: [DONE]\n\n"))
+        );
+    }
+
+    #[test]
+    fn a_stream_that_fails_before_its_first_token_ends_with_the_error_and_no_yield() {
+        let request = ChatRequest::new("m", Vec::new());
+        let encoder = openai_chat::Encoder::new(&EncodeContext {
+            request: &request,
+            id: "x",
+            created: 0,
+        });
+        let events = futures::stream::iter([Err(tandem_providers::Error::Internal {
+            message: "gone".into(),
+        })]);
+        let response = sse_response(events, Box::new(encoder), "x", Span::none());
+        let (frames, wakes) = frames(response.into_body());
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert!(
+            frames[0]
+                .as_deref()
+                .is_some_and(|f| f.contains("gone") && !f.contains("[DONE]"))
+        );
+        assert_eq!(wakes, 0);
+    }
 }

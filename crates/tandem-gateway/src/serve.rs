@@ -107,6 +107,11 @@ pub async fn serve_with(
             },
             limit = &mut shutdown => break limit,
         };
+        // Answers are written a frame at a time. With Nagle's algorithm on, a frame written while the previous
+        // one is unacknowledged waits for the client's delayed ACK: up to 40 ms on Linux, on every stream.
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "setting TCP_NODELAY failed");
+        }
         tokio::spawn(connection(
             stream,
             Arc::clone(&builder),

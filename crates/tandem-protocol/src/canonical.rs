@@ -339,3 +339,17 @@ pub enum StreamEvent {
     /// Token counts for the whole answer.
     Usage(Usage),
 }
+
+impl StreamEvent {
+    /// Whether this event is output of the model (text, reasoning or a tool call): the first one is the
+    /// answer's first token, from which time to first token is measured.
+    pub fn is_output(&self) -> bool {
+        matches!(
+            self,
+            StreamEvent::TextDelta(_)
+                | StreamEvent::ReasoningDelta(_)
+                | StreamEvent::ToolCallStart { .. }
+                | StreamEvent::ToolCallDelta { .. }
+        )
+    }
+}

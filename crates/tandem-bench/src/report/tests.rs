@@ -11,6 +11,7 @@ fn settings() -> Settings {
         requests: 100,
         streams: 10,
         warmup: 1,
+        block: 50,
         answer_tokens: 16,
         stream_tokens: 1000,
         litellm_stream_tokens: 100,
