@@ -584,14 +584,22 @@ mod tests {
         (out, wakes.0.load(Ordering::SeqCst))
     }
 
-    #[test]
-    fn a_burst_answer_writes_its_first_token_alone_then_the_rest_in_one_frame() {
+    /// The frames of `events` streamed as Chat Completions.
+    fn chat_frames(
+        events: impl futures::Stream<Item = super::Event> + Send + Unpin + 'static,
+    ) -> (Vec<Option<String>>, usize) {
         let request = ChatRequest::new("m", Vec::new());
         let encoder = openai_chat::Encoder::new(&EncodeContext {
             request: &request,
             id: "x",
             created: 0,
         });
+        let response = sse_response(events, Box::new(encoder), "x", Span::none());
+        frames(response.into_body())
+    }
+
+    #[test]
+    fn a_burst_answer_writes_its_first_token_alone_then_the_rest_in_one_frame() {
         let events = futures::stream::iter(
             [
                 StreamEvent::Start {
@@ -606,8 +614,7 @@ mod tests {
             ]
             .map(Ok),
         );
-        let response = sse_response(events, Box::new(encoder), "x", Span::none());
-        let (frames, wakes) = frames(response.into_body());
+        let (frames, wakes) = chat_frames(events);
         // The role chunk and the first token; a yield (the server writes them out); the rest at once; the end.
         assert_eq!(frames.len(), 4, "{frames:?}");
         let first = frames[0].as_deref().unwrap_or_default();
@@ -626,17 +633,10 @@ mod tests {
 
     #[test]
     fn a_stream_that_fails_before_its_first_token_ends_with_the_error_and_no_yield() {
-        let request = ChatRequest::new("m", Vec::new());
-        let encoder = openai_chat::Encoder::new(&EncodeContext {
-            request: &request,
-            id: "x",
-            created: 0,
-        });
         let events = futures::stream::iter([Err(tandem_providers::Error::Internal {
             message: "gone".into(),
         })]);
-        let response = sse_response(events, Box::new(encoder), "x", Span::none());
-        let (frames, wakes) = frames(response.into_body());
+        let (frames, wakes) = chat_frames(events);
         assert_eq!(frames.len(), 1, "{frames:?}");
         assert!(
             frames[0]
