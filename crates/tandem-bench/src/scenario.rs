@@ -201,6 +201,7 @@ pub(crate) async fn sequential(targets: &[Target], plan: &SequentialPlan) -> Vec
         if results[k].timed_out {
             continue;
         }
+        let started = Instant::now();
         if i % block == 0 && block > 1 {
             // The first requests of a turn pay for the switch (threads parked, caches cooled by the other
             // targets' turns): sent and checked, not recorded.
@@ -211,7 +212,6 @@ pub(crate) async fn sequential(targets: &[Target], plan: &SequentialPlan) -> Vec
                 }
             }
         }
-        let started = Instant::now();
         let outcome = one(conn, &bodies[k], plan).await;
         spent[k] += started.elapsed();
         let result = &mut results[k];
