@@ -31,7 +31,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::client::Endpoint;
-use crate::machine::Machine;
+use crate::machine::{CpuTimes, Machine};
 use crate::procs::Child;
 use crate::report::{GatewayMemory, PerTarget, Results};
 use crate::scenario::{ConcurrentPlan, Kind, SequentialPlan, Target};
@@ -210,6 +210,7 @@ async fn until_signal(
 async fn run_inner(args: Args) -> anyhow::Result<Report> {
     let settings = Settings::from_args(&args);
     let mut machine = Machine::gather();
+    let run_times = CpuTimes::read();
     if machine.build == "debug" {
         tracing::warn!(
             "this is a debug build: numbers are not meaningful; use `cargo build --release -p tandem-cli`"
@@ -334,6 +335,7 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         "scenario 1/4: sequential non-streamed requests"
     );
     let before = cpu.read();
+    let times = CpuTimes::read();
     let latency = scenario::sequential(
         &targets,
         &SequentialPlan {
@@ -347,6 +349,7 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         },
     )
     .await;
+    results.steal.latency = CpuTimes::read().steal_percent_since(&times);
     let used = cpu.since(&before);
     for (target, result) in targets.iter().zip(latency) {
         if let Some(seconds) = used.get(target.kind) {
@@ -360,6 +363,7 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         "scenario 2/4: sequential streams, time to first token"
     );
     let before = cpu.read();
+    let times = CpuTimes::read();
     let ttft = scenario::sequential(
         &targets,
         &SequentialPlan {
@@ -373,6 +377,7 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         },
     )
     .await;
+    results.steal.ttft = CpuTimes::read().steal_percent_since(&times);
     let used = cpu.since(&before);
     for (target, result) in targets.iter().zip(ttft) {
         if let Some(seconds) = used.get(target.kind) {
@@ -460,6 +465,7 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
     results.litellm_version = litellm_version;
     machine.loadavg_end = machine::loadavg();
     results.machine = Some(machine);
+    results.steal.run = CpuTimes::read().steal_percent_since(&run_times);
 
     results.goals = report::goals(&results);
     let markdown = report::markdown(&results);

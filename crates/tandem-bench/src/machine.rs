@@ -65,6 +65,44 @@ impl Machine {
     }
 }
 
+/// The machine's CPU time so far, from the first line of `/proc/stat`, in clock ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CpuTimes {
+    /// All CPU time: user, nice, system, idle, iowait, irq, softirq and steal (guest time is inside user).
+    total: u64,
+    /// Time the hypervisor ran other guests while this one had work for the CPU.
+    steal: u64,
+}
+
+impl CpuTimes {
+    /// The times now (zero where `/proc/stat` cannot be read).
+    pub(crate) fn read() -> CpuTimes {
+        CpuTimes::parse(&std::fs::read_to_string("/proc/stat").unwrap_or_default())
+    }
+
+    fn parse(stat: &str) -> CpuTimes {
+        let Some(fields) = stat.lines().find_map(|l| l.strip_prefix("cpu ")) else {
+            return CpuTimes::default();
+        };
+        let ticks: Vec<u64> = fields
+            .split_whitespace()
+            .take(8)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        CpuTimes {
+            total: ticks.iter().sum(),
+            steal: ticks.get(7).copied().unwrap_or(0),
+        }
+    }
+
+    /// The share of the machine's CPU time since `earlier` that was stolen, in percent; `None` over no time.
+    pub(crate) fn steal_percent_since(&self, earlier: &CpuTimes) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total).filter(|&t| t > 0)?;
+        let steal = self.steal.saturating_sub(earlier.steal);
+        Some(steal as f64 * 100.0 / total as f64)
+    }
+}
+
 pub(crate) fn loadavg() -> String {
     let text = read_trim("/proc/loadavg");
     text.split_whitespace()

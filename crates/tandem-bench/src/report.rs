@@ -93,6 +93,15 @@ pub(crate) struct Goal {
     pub(crate) pass: Option<bool>,
 }
 
+/// The share of the machine's CPU time stolen by the hypervisor (`/proc/stat`), in percent: on a shared VM the
+/// tail percentiles follow it more than anything else.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Steal {
+    pub(crate) run: Option<f64>,
+    pub(crate) latency: Option<f64>,
+    pub(crate) ttft: Option<f64>,
+}
+
 /// Everything a run measured; written as the JSON report.
 #[derive(Debug, Serialize)]
 pub(crate) struct Results {
@@ -112,6 +121,8 @@ pub(crate) struct Results {
     pub(crate) memory: PerTarget<GatewayMemory>,
     /// Gateway CPU time per unit of work (from `/proc/PID/stat`, 10 ms clock-tick resolution).
     pub(crate) cpu: PerTarget<CpuCost>,
+    /// CPU time the hypervisor gave to other guests, in percent of the machine's, per scenario.
+    pub(crate) steal: Steal,
     pub(crate) goals: Vec<Goal>,
     pub(crate) tandem_alive: bool,
     pub(crate) litellm_alive: Option<bool>,
@@ -133,6 +144,7 @@ impl Results {
             concurrent: PerTarget::default(),
             memory: PerTarget::default(),
             cpu: PerTarget::default(),
+            steal: Steal::default(),
             goals: Vec::new(),
             tandem_alive: true,
             litellm_alive: None,
@@ -655,6 +667,14 @@ fn machine(out: &mut String, results: &Results) {
             out,
             "- Load average (1/5/15 min) at start: {}; at end: {}",
             m.loadavg_start, m.loadavg_end
+        );
+        let pct = |p: Option<f64>| p.map_or_else(|| "n/a".to_owned(), |p| format!("{p:.1}%"));
+        let _ = writeln!(
+            out,
+            "- CPU time stolen by the hypervisor for other guests: {} of the run; {} during the non-streamed scenario, {} during the TTFT scenario",
+            pct(results.steal.run),
+            pct(results.steal.latency),
+            pct(results.steal.ttft)
         );
         let commit = m.git_commit.as_deref().unwrap_or("unknown");
         let dirty = if m.git_dirty {

@@ -158,14 +158,17 @@ pub(crate) struct Sequential {
     pub(crate) total_ms: Option<Summary>,
 }
 
-/// Runs `plan` against all targets, taking turns a block of `plan.block` requests each, so that drift in the
-/// machine's load hits all targets alike. After its turn, each gateway is given time to finish its deferred work
+/// Runs `plan` against all targets in turns of `plan.block` requests ([`turns`]), so that drift in the machine's
+/// load hits all targets alike. After its turn, each gateway is given time to finish its deferred work
 /// ([`settle`]).
 ///
-/// Blocks rather than single requests: with request-by-request turns each gateway request would follow the
-/// other targets' requests, and a LiteLLM request is ~20–50 ms of Python that parks the other gateway's
-/// threads and evicts its caches, while direct would always follow tandem's one millisecond. `block = 1`
-/// measures that regime.
+/// Turns of blocks rather than single requests: with request-by-request turns each gateway request would follow
+/// a LiteLLM request, ~20–50 ms of Python that parks the other gateway's threads and evicts its caches, while
+/// direct would always follow tandem's one millisecond. `block = 1` measures that regime.
+///
+/// Direct and tandem share their turn and alternate request by request: a millisecond apart, a burst of load
+/// from outside (another tenant's CPU time, taken from this VM as steal) hits both alike, so their difference
+/// is the gateway's own. Each follows the other's sub-millisecond request, so neither pays for the switch.
 pub(crate) async fn sequential(targets: &[Target], plan: &SequentialPlan) -> Vec<Sequential> {
     let upstream = upstream_model(plan.tokens, 0.0);
     let bodies: Vec<Bytes> = targets
@@ -189,11 +192,18 @@ pub(crate) async fn sequential(targets: &[Target], plan: &SequentialPlan) -> Vec
     }
     let requests = plan.warmup + plan.count;
     let block = plan.block.max(1);
-    for (k, i) in turns(requests, block, targets.len()) {
-        if i % block == 0 && (i, k) != (0, 0) {
-            // The first request of a turn: the previous target has had its turn.
-            settle(&targets[(k + targets.len() - 1) % targets.len()]).await;
+    let groups = groups(targets);
+    let mut previous = None;
+    for Step { group, k, i } in turns(requests, block, &groups) {
+        if let Some(last) = previous
+            && last != group
+        {
+            // A new turn: the previous group has had its turn.
+            for &other in &groups[last] {
+                settle(&targets[other]).await;
+            }
         }
+        previous = Some(group);
         let measured = i >= plan.warmup;
         let Some(conn) = conns[k].as_mut() else {
             continue;
@@ -245,16 +255,37 @@ pub(crate) async fn sequential(targets: &[Target], plan: &SequentialPlan) -> Vec
     results
 }
 
-/// The order of a sequential scenario's requests as (target, request number): `requests` per target, in
-/// turns of `block` requests per target.
-fn turns(requests: u32, block: u32, targets: usize) -> impl Iterator<Item = (usize, u32)> {
+/// Target `k`'s request number `i`, in a turn of the targets in `groups[group]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Step {
+    group: usize,
+    k: usize,
+    i: u32,
+}
+
+/// Which targets share a turn: direct and tandem together, LiteLLM alone (see [`sequential`]).
+fn groups(targets: &[Target]) -> Vec<Vec<usize>> {
+    let (native, python): (Vec<usize>, Vec<usize>) =
+        (0..targets.len()).partition(|&k| targets[k].kind != Kind::Litellm);
+    std::iter::once(native)
+        .filter(|g| !g.is_empty())
+        .chain(python.into_iter().map(|k| vec![k]))
+        .collect()
+}
+
+/// The order of a sequential scenario's requests: `requests` per target, the groups taking turns of `block`
+/// requests per target, and the targets of a group alternating request by request within their turn.
+fn turns(requests: u32, block: u32, groups: &[Vec<usize>]) -> Vec<Step> {
     let block = block.max(1);
-    (0..requests)
-        .step_by(block as usize)
-        .flat_map(move |start| {
-            (0..targets)
-                .flat_map(move |k| (start..requests.min(start + block)).map(move |i| (k, i)))
-        })
+    let mut order = Vec::new();
+    for start in (0..requests).step_by(block as usize) {
+        for (group, members) in groups.iter().enumerate() {
+            for i in start..requests.min(start + block) {
+                order.extend(members.iter().map(|&k| Step { group, k, i }));
+            }
+        }
+    }
+    order
 }
 
 /// One measured request: (latency or TTFT in ms, stream total in ms).
@@ -474,23 +505,28 @@ fn note(result: &mut Concurrent, error: String) {
 
 #[cfg(test)]
 mod tests {
-    use super::turns;
+    use super::{Endpoint, Kind, Step, Target, groups, turns};
+
+    fn steps(order: &[Step]) -> Vec<(usize, u32)> {
+        order.iter().map(|s| (s.k, s.i)).collect()
+    }
 
     #[test]
-    fn targets_take_turns_in_blocks_and_each_gets_every_request_once() {
-        let order: Vec<(usize, u32)> = turns(5, 2, 3).collect();
+    fn groups_take_turns_in_blocks_and_each_target_gets_every_request_once() {
+        // Direct (0) and tandem (1) share a turn, alternating; LiteLLM (2) has its own.
+        let order = turns(5, 2, &[vec![0, 1], vec![2]]);
         assert_eq!(
-            order,
+            steps(&order),
             [
                 (0, 0),
-                (0, 1),
                 (1, 0),
+                (0, 1),
                 (1, 1),
                 (2, 0),
                 (2, 1),
                 (0, 2),
-                (0, 3),
                 (1, 2),
+                (0, 3),
                 (1, 3),
                 (2, 2),
                 (2, 3),
@@ -499,8 +535,31 @@ mod tests {
                 (2, 4),
             ]
         );
-        let interleaved: Vec<(usize, u32)> = turns(2, 1, 2).collect();
-        assert_eq!(interleaved, [(0, 0), (1, 0), (0, 1), (1, 1)]);
-        assert_eq!(turns(3, 0, 1).count(), 3, "a block of 0 is taken as 1");
+        let groups: Vec<usize> = order.iter().map(|s| s.group).collect();
+        assert_eq!(groups, [0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1]);
+        let interleaved = turns(2, 1, &[vec![0], vec![1]]);
+        assert_eq!(steps(&interleaved), [(0, 0), (1, 0), (0, 1), (1, 1)]);
+        assert_eq!(
+            turns(3, 0, &[vec![0]]).len(),
+            3,
+            "a block of 0 is taken as 1"
+        );
+    }
+
+    #[test]
+    fn direct_and_tandem_share_a_turn_and_litellm_has_its_own() {
+        let target = |kind| Target {
+            kind,
+            endpoint: Endpoint::new(([127, 0, 0, 1], 9).into(), None),
+            gateway: None,
+        };
+        let all = [
+            target(Kind::Direct),
+            target(Kind::Tandem),
+            target(Kind::Litellm),
+        ];
+        assert_eq!(groups(&all), [vec![0, 1], vec![2]]);
+        assert_eq!(groups(&all[..2]), [vec![0, 1]]);
+        assert_eq!(groups(&all[2..]), [vec![0]]);
     }
 }

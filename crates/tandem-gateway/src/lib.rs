@@ -15,6 +15,7 @@ mod handler;
 pub mod metrics;
 pub mod serve;
 mod ui;
+pub mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -636,6 +637,12 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     mut reloads: tokio::sync::mpsc::Receiver<Config>,
 ) -> Result<()> {
+    // PostgreSQL waits block the thread they run on: see `workers`.
+    let waits_on_network = state.store.engine() == "postgres"
+        || state
+            .core
+            .audit_ledger()
+            .is_some_and(|ledger| ledger.is_remote());
     let (states, current) = tokio::sync::watch::channel(state.clone());
     let (routes, served_routes) = tokio::sync::watch::channel(app(state));
     let background = tokio::spawn(governance::background(current.clone()));
@@ -670,7 +677,23 @@ pub async fn run_with(
         state.draining.store(true, Ordering::SeqCst);
         Some(state.config.server.drain_timeout)
     };
-    let served = serve::serve_with(listener, served_routes, serve::Timeouts::DEFAULT, stop).await;
+    let workers = match workers::Workers::wanted(waits_on_network) {
+        Some(count) => Some(workers::Workers::start(count).map_err(Error::Serve)?),
+        None => None,
+    };
+    tracing::info!(
+        connection_workers = workers.as_ref().map_or(0, workers::Workers::len),
+        "serving"
+    );
+    let served = serve::serve_with(
+        listener,
+        served_routes,
+        serve::Timeouts::DEFAULT,
+        stop,
+        workers.as_ref(),
+    )
+    .await;
+    drop(workers);
     reloader.abort();
     background.abort();
     upkeep.abort();

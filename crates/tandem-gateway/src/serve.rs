@@ -33,6 +33,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
+use crate::workers::Workers;
+
 /// How long a client may take to send a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
@@ -63,10 +65,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (_router, routes) = watch::channel(router);
-    serve_with(listener, routes, timeouts, async move {
-        shutdown.await;
-        None
-    })
+    serve_with(
+        listener,
+        routes,
+        timeouts,
+        async move {
+            shutdown.await;
+            None
+        },
+        None,
+    )
     .await
 }
 
@@ -78,11 +86,14 @@ pub async fn serve(
 /// When `shutdown` resolves, the listener is closed at once (new connections are refused) and each connection is
 /// shut down gracefully: it finishes the exchange in flight, then closes. With `Some(limit)`, connections still open
 /// `limit` later are closed, which drops their requests and answers.
+///
+/// With `workers`, each connection is served on one of them (in turn); without, on the current runtime.
 pub async fn serve_with(
     listener: TcpListener,
     routes: watch::Receiver<Router>,
     timeouts: Timeouts,
     shutdown: impl Future<Output = Option<Duration>> + Send + 'static,
+    workers: Option<&Workers>,
 ) -> std::io::Result<()> {
     // Dropping `stop_rx` tells every connection to shut down gracefully, and dropping `end_rx` to close at once;
     // each connection holds a `done_rx` clone, so `done_tx.closed()` resolves once they have all ended.
@@ -112,7 +123,7 @@ pub async fn serve_with(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "setting TCP_NODELAY failed");
         }
-        tokio::spawn(connection(
+        let served = connection(
             stream,
             Arc::clone(&builder),
             routes.clone(),
@@ -122,7 +133,11 @@ pub async fn serve_with(
                 end: end_tx.clone(),
             },
             done_rx.clone(),
-        ));
+        );
+        match workers {
+            Some(workers) => workers.spawn(served),
+            None => drop(tokio::spawn(served)),
+        }
     };
     drop(listener);
     drop(stop_rx);

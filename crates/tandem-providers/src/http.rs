@@ -1,4 +1,5 @@
-//! The HTTP provider: one reqwest client per upstream, speaking Chat Completions or Anthropic Messages.
+//! The HTTP provider: reqwest clients per upstream (one connection pool per thread), speaking Chat Completions or
+//! Anthropic Messages.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use futures::{Stream, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use tandem_protocol::{ChatRequest, ChatResponse, StreamEvent};
 use tandem_translate::{StreamDecoder, anthropic, openai_chat, sse};
+use thread_local::ThreadLocal;
 
 use crate::{Error, EventStream, Provider, Result};
 
@@ -41,27 +43,36 @@ pub struct HttpProviderConfig {
     pub max_response_bytes: usize,
 }
 
+/// A client with `config`'s connection settings.
+fn client(config: &HttpProviderConfig) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .map_err(|err| Error::Config {
+            provider: config.name.clone(),
+            message: err.to_string(),
+        })
+}
+
 /// An upstream reached over HTTP.
 #[derive(Debug)]
 pub struct HttpProvider {
     config: HttpProviderConfig,
-    client: reqwest::Client,
+    /// A client, and so a connection pool, per thread that sends requests. A pooled connection is served by a
+    /// task on the thread that opened it; shared with the connection workers of `tandem serve` (one thread
+    /// each), a request on one worker would hop to another worker's thread and back on every exchange.
+    clients: ThreadLocal<reqwest::Client>,
     /// Parsed once: re-parsing the URL on every request showed in profiles.
     url: reqwest::Url,
 }
 
 impl HttpProvider {
-    /// Build the provider and its connection pool.
+    /// Build the provider (and this thread's connection pool, which checks the settings).
     pub fn new(config: HttpProviderConfig) -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|err| Error::Config {
-                provider: config.name.clone(),
-                message: err.to_string(),
-            })?;
+        let clients = ThreadLocal::new();
+        clients.get_or_try(|| client(&config))?;
         let base = config.base_url.trim_end_matches('/');
         let url = match config.kind {
             UpstreamKind::OpenAi => format!("{base}/chat/completions"),
@@ -73,7 +84,7 @@ impl HttpProvider {
         })?;
         Ok(HttpProvider {
             config,
-            client,
+            clients,
             url,
         })
     }
@@ -89,7 +100,8 @@ impl HttpProvider {
     async fn send(&self, req: &ChatRequest, upstream_model: &str) -> Result<reqwest::Response> {
         let name = &self.config.name;
         let body = self.body(req, upstream_model);
-        let mut builder = self.client.post(self.url.clone()).json(&body);
+        let client = self.clients.get_or_try(|| client(&self.config))?;
+        let mut builder = client.post(self.url.clone()).json(&body);
         match self.config.kind {
             UpstreamKind::OpenAi => {
                 if let Some(key) = &self.config.api_key {
