@@ -693,7 +693,8 @@ pub async fn run_with(
         workers.as_ref(),
     )
     .await;
-    drop(workers);
+    // `workers` is dropped last, at the end: work the last answers left on them (a budget settlement sent to
+    // Redis) has the time of the budget save and the flush below to finish.
     reloader.abort();
     background.abort();
     upkeep.abort();
