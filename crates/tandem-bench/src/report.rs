@@ -312,7 +312,9 @@ pub(crate) fn markdown(results: &Results) -> String {
 
     let turns = match s.block {
         1 => "targets interleaved request by request".to_owned(),
-        n => format!("targets taking turns of {n}, after 2 unrecorded"),
+        n => format!(
+            "direct and tandem alternating in turns of {n} each, LiteLLM in turns of its own; 2 unrecorded per turn"
+        ),
     };
     table.section(&format!(
         "Non-streamed: {} sequential requests per target ({}-token answer; {turns})",

@@ -1,5 +1,5 @@
-//! The load scenarios: sequential non-streamed latency and streamed TTFT (targets taking turns in blocks of
-//! requests), one long stream, and many concurrent streams.
+//! The load scenarios: sequential non-streamed latency and streamed TTFT (direct and tandem alternating in
+//! turns, LiteLLM in turns of its own), one long stream, and many concurrent streams.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
