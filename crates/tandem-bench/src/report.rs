@@ -102,6 +102,9 @@ pub(crate) struct Steal {
     pub(crate) ttft: Option<f64>,
 }
 
+/// Steal (percent) from which a scenario's tail percentiles are flagged as the host's as much as the gateways'.
+const NOISY_STEAL: f64 = 2.0;
+
 /// Everything a run measured; written as the JSON report.
 #[derive(Debug, Serialize)]
 pub(crate) struct Results {
@@ -631,6 +634,17 @@ fn problems(out: &mut String, results: &Results) {
             lines.push(format!(
                 "{label}, concurrent: {} failed, {} unfinished at the deadline; first: {e}",
                 x.errors, x.unfinished
+            ));
+        }
+    }
+    for (scenario, steal) in [
+        ("non-streamed", results.steal.latency),
+        ("TTFT", results.steal.ttft),
+    ] {
+        if let Some(steal) = steal.filter(|s| *s >= NOISY_STEAL) {
+            lines.push(format!(
+                "the hypervisor stole {steal:.1}% of the CPU time during the {scenario} scenario: its tail percentiles \
+                 measure the host's other guests as much as the gateways; rerun on a quieter machine"
             ));
         }
     }

@@ -123,20 +123,30 @@ pub async fn serve_with(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "setting TCP_NODELAY failed");
         }
-        let served = connection(
-            stream,
-            Arc::clone(&builder),
-            routes.clone(),
-            timeouts,
-            Ending {
-                stop: stop_tx.clone(),
-                end: end_tx.clone(),
-            },
-            done_rx.clone(),
-        );
+        let (builder, routes) = (Arc::clone(&builder), routes.clone());
+        let ending = Ending {
+            stop: stop_tx.clone(),
+            end: end_tx.clone(),
+        };
+        let done = done_rx.clone();
+        let serve = move |stream| connection(stream, builder, routes, timeouts, ending, done);
         match workers {
-            Some(workers) => workers.spawn(served),
-            None => drop(tokio::spawn(served)),
+            // The accepted stream is registered with this runtime's reactor, which would then have to wake the
+            // worker for every byte that arrives: it moves to the worker's own reactor instead.
+            Some(workers) => match stream.into_std() {
+                Ok(stream) => workers.spawn(async move {
+                    match TcpStream::from_std(stream) {
+                        Ok(stream) => serve(stream).await,
+                        Err(err) => {
+                            tracing::debug!(error = %err, "registering a connection on its worker failed")
+                        }
+                    }
+                }),
+                Err(err) => {
+                    tracing::debug!(error = %err, "taking a connection off the accept loop failed")
+                }
+            },
+            None => drop(tokio::spawn(serve(stream))),
         }
     };
     drop(listener);
@@ -282,5 +292,86 @@ impl Body for Deadline {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+    use std::time::{Duration, Instant};
+
+    use axum::Router;
+    use axum::routing::get;
+    use tokio::net::TcpListener;
+    use tokio::sync::{oneshot, watch};
+
+    use super::{Timeouts, serve_with};
+    use crate::workers::Workers;
+
+    /// Sends one HTTP/1.1 request on `stream` and reads its answer, failing after `patience`.
+    fn exchange(stream: &mut std::net::TcpStream, patience: Duration) -> String {
+        stream.set_read_timeout(Some(patience)).unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: tandem\r\n\r\n")
+            .unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !answer.ends_with(b"\r\n\r\npong") {
+            assert!(started.elapsed() < patience, "no answer in {patience:?}");
+            let read = stream.read(&mut buf).expect("the answer in time");
+            assert!(read > 0, "the connection closed");
+            answer.extend_from_slice(&buf[..read]);
+        }
+        String::from_utf8(answer).unwrap()
+    }
+
+    #[test]
+    fn a_connection_on_a_worker_is_driven_by_the_worker_alone() {
+        let workers = Workers::start(1).unwrap();
+        let accepting = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = accepting
+            .block_on(TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_routes_tx, routes) =
+            watch::channel(Router::new().route("/", get(|| async { "pong" })));
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (freeze_tx, freeze_rx) = oneshot::channel::<()>();
+        let (frozen_tx, frozen_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            let workers = &workers;
+            let accepting = &accepting;
+            scope.spawn(move || {
+                accepting.block_on(async move {
+                    // Once told, this blocks the accepting runtime's only thread, and with it its reactor.
+                    drop(tokio::spawn(async move {
+                        if freeze_rx.await.is_ok() {
+                            frozen_tx.send(()).unwrap();
+                            std::thread::sleep(Duration::from_secs(3));
+                        }
+                    }));
+                    let shutdown = async move {
+                        let _ = stop_rx.await;
+                        Some(Duration::from_secs(1))
+                    };
+                    serve_with(listener, routes, Timeouts::DEFAULT, shutdown, Some(workers))
+                        .await
+                        .unwrap();
+                });
+            });
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            assert!(exchange(&mut stream, Duration::from_secs(10)).starts_with("HTTP/1.1 200"));
+            freeze_tx.send(()).unwrap();
+            frozen_rx.recv().unwrap();
+            // The accepting runtime sleeps for 3 s: the answer on the open connection comes from the worker.
+            let answer = exchange(&mut stream, Duration::from_secs(2));
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            drop(stream);
+            stop_tx.send(()).unwrap();
+        });
     }
 }

@@ -6,7 +6,9 @@
 //! the task, and the upstream connection's task runs wherever the pool first made it. Each hop waits for a CPU,
 //! and on a shared VM that wait is where the time-to-first-token tail comes from. On a worker, the client
 //! connection, the handler, and the upstream connections it opens (`tandem-providers` keeps one pool per thread)
-//! all run on one thread. This is what Pingora's no-steal runtimes do.
+//! all run on one thread. This is what Pingora's no-steal runtimes do. The accept loop hands each connection over
+//! as a plain socket that the worker registers with its own reactor: a socket left on the accepting runtime's
+//! reactor would have that runtime's thread wake the worker for every byte that arrives.
 //!
 //! The price is that a task never moves: work that blocks its thread stalls every connection on that worker. In
 //! `tandem serve` that happens only when the request path waits on PostgreSQL (key lookups, remote audit

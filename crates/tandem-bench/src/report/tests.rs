@@ -119,3 +119,24 @@ fn number_formats() {
     assert_eq!(signed(-0.01234), "−0.012");
     assert_eq!(signed(12.345), "+12.35");
 }
+
+#[test]
+fn a_noisy_host_is_flagged_under_errors_and_warnings() {
+    let mut results = results();
+    results.tandem_alive = true;
+    results.steal.latency = Some(0.4);
+    results.steal.ttft = Some(1.9);
+    assert!(markdown(&results).contains("No errors"));
+    results.steal.ttft = Some(5.25);
+    let text = markdown(&results);
+    assert!(
+        text.contains(
+            "- the hypervisor stole 5.2% of the CPU time during the TTFT scenario: its tail percentiles"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("during the non-streamed scenario: its"),
+        "{text}"
+    );
+}
