@@ -48,7 +48,7 @@ pub struct Args {
     /// Sequential non-streamed requests per target, after warm-up [default: 2000, quick: 200].
     #[arg(long)]
     pub requests: Option<u32>,
-    /// Sequential streams per target for time to first token [default: 500, quick: 50].
+    /// Sequential streams per target for time to first token [default: 2000, quick: 50].
     #[arg(long)]
     pub streams: Option<u32>,
     /// Warm-up requests per target before each sequential scenario [default: 100, quick: 20].
@@ -132,7 +132,7 @@ impl Settings {
         Settings {
             quick: args.quick,
             requests: pick(args.requests, 2000, 200),
-            streams: pick(args.streams, 500, 50),
+            streams: pick(args.streams, 2000, 50),
             warmup: pick(args.warmup, 100, 20),
             block: pick(args.block, 50, 10).max(1),
             answer_tokens: 16,
