@@ -138,12 +138,12 @@ pub async fn serve_with(
                     match TcpStream::from_std(stream) {
                         Ok(stream) => serve(stream).await,
                         Err(err) => {
-                            tracing::debug!(error = %err, "registering a connection on its worker failed")
+                            tracing::warn!(error = %err, "registering a connection on its worker failed")
                         }
                     }
                 }),
                 Err(err) => {
-                    tracing::debug!(error = %err, "taking a connection off the accept loop failed")
+                    tracing::warn!(error = %err, "taking a connection off the accept loop failed")
                 }
             },
             None => drop(tokio::spawn(serve(stream))),
