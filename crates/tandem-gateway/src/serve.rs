@@ -131,21 +131,7 @@ pub async fn serve_with(
         let done = done_rx.clone();
         let serve = move |stream| connection(stream, builder, routes, timeouts, ending, done);
         match workers {
-            // The accepted stream is registered with this runtime's reactor, which would then have to wake the
-            // worker for every byte that arrives: it moves to the worker's own reactor instead.
-            Some(workers) => match stream.into_std() {
-                Ok(stream) => workers.spawn(async move {
-                    match TcpStream::from_std(stream) {
-                        Ok(stream) => serve(stream).await,
-                        Err(err) => {
-                            tracing::warn!(error = %err, "registering a connection on its worker failed")
-                        }
-                    }
-                }),
-                Err(err) => {
-                    tracing::warn!(error = %err, "taking a connection off the accept loop failed")
-                }
-            },
+            Some(workers) => workers.serve(stream, serve),
             None => drop(tokio::spawn(serve(stream))),
         }
     };

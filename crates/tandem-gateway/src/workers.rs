@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
@@ -93,6 +94,31 @@ impl Workers {
         if let Some(worker) = self.workers.get(n) {
             drop(worker.handle.spawn(task));
         }
+    }
+
+    /// Serves `stream` with `serve` on the next worker in turn. The accepted stream is registered with the
+    /// accepting runtime's reactor, which would then have to wake the worker for every byte that arrives: it moves
+    /// to the worker's own reactor instead.
+    pub fn serve<F, Fut>(&self, stream: TcpStream, serve: F)
+    where
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::warn!(error = %err, "taking a connection off the accept loop failed");
+                return;
+            }
+        };
+        self.spawn(async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve(stream).await,
+                Err(err) => {
+                    tracing::warn!(error = %err, "registering a connection on its worker failed")
+                }
+            }
+        });
     }
 }
 
