@@ -316,7 +316,12 @@ pub(crate) fn markdown(results: &Results) -> String {
     let turns = match s.block {
         1 => "targets interleaved request by request".to_owned(),
         n => format!(
-            "direct and tandem alternating in turns of {n} each, LiteLLM in turns of its own; 2 unrecorded per turn"
+            "direct and tandem alternating in turns of {n} each{}; 2 unrecorded per turn",
+            if table.has_litellm {
+                ", LiteLLM in turns of its own"
+            } else {
+                ""
+            }
         ),
     };
     table.section(&format!(

@@ -140,3 +140,22 @@ fn a_noisy_host_is_flagged_under_errors_and_warnings() {
         "{text}"
     );
 }
+
+#[test]
+fn the_turns_are_described_as_they_ran() {
+    let mut results = results();
+    let with = markdown(&results);
+    assert!(
+        with.contains(
+            "direct and tandem alternating in turns of 50 each, LiteLLM in turns of its own; 2 unrecorded per turn"
+        ),
+        "{with}"
+    );
+    results.targets = vec![Kind::Direct, Kind::Tandem];
+    let without = markdown(&results);
+    assert!(
+        without
+            .contains("direct and tandem alternating in turns of 50 each; 2 unrecorded per turn"),
+        "{without}"
+    );
+}
