@@ -10,7 +10,8 @@
 //!   400 in the client API's shape.
 //!
 //! Answers have no deadline while serving: a stream lasts as long as the upstream keeps talking and the client
-//! keeps reading. At shutdown, [`serve_with`] gives those in flight a limit (the drain deadline).
+//! keeps reading. A client that reads slowly holds at most [`CONNECTION_BUFFER`] of its answer in the connection's
+//! buffer, since the answer is pulled from the upstream only while that has room. At shutdown, [`serve_with`] gives those in flight a limit (the drain deadline).
 //!
 //! [`serve_with`] takes the router through a `watch` channel: a configuration reload replaces it, and each request
 //! is served by the router current when its head arrived.
@@ -34,6 +35,12 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
 use crate::workers::Workers;
+
+/// The most a connection buffers ahead, each way: of an answer its client has not read yet, and of a request
+/// before the handler reads it. An answer's frames are pulled from the upstream only while its buffer has
+/// room, so a client that reads slowly holds at most this much of tandem's memory on the way out (hyper's
+/// default is about 400 KiB); it also bounds a request head.
+const CONNECTION_BUFFER: usize = 64 * 1024;
 
 /// How long a client may take to send a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +111,8 @@ pub async fn serve_with(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.header_read);
+        .header_read_timeout(timeouts.header_read)
+        .max_buf_size(CONNECTION_BUFFER);
     let builder = Arc::new(builder);
     let mut shutdown = pin!(shutdown);
     let limit = loop {
@@ -291,7 +299,7 @@ mod tests {
     use tokio::net::TcpListener;
     use tokio::sync::{oneshot, watch};
 
-    use super::{Timeouts, serve_with};
+    use super::{CONNECTION_BUFFER, Timeouts, serve_with};
     use crate::workers::Workers;
 
     /// Sends one HTTP/1.1 request on `stream` and reads its answer, failing after `patience`.
@@ -359,5 +367,47 @@ mod tests {
             drop(stream);
             stop_tx.send(()).unwrap();
         });
+    }
+
+    #[tokio::test]
+    async fn a_connection_buffers_at_most_its_limit_so_a_larger_request_head_is_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_routes_tx, routes) =
+            watch::channel(Router::new().route("/", get(|| async { "pong" })));
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stop_rx.await;
+            Some(Duration::from_secs(1))
+        };
+        let server = tokio::spawn(serve_with(
+            listener,
+            routes,
+            Timeouts::DEFAULT,
+            shutdown,
+            None,
+        ));
+        let status = |header_bytes: usize| {
+            tokio::task::spawn_blocking(move || {
+                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let head = format!(
+                    "GET / HTTP/1.1\r\nhost: tandem\r\nx-filler: {}\r\n\r\n",
+                    "a".repeat(header_bytes)
+                );
+                // The server may answer and close before it has read the whole head.
+                let _ = stream.write_all(head.as_bytes());
+                let mut answer = [0u8; 12];
+                stream.read_exact(&mut answer).unwrap();
+                String::from_utf8_lossy(&answer).into_owned()
+            })
+        };
+        assert_eq!(status(CONNECTION_BUFFER / 2).await.unwrap(), "HTTP/1.1 200");
+        // hyper's default limit (about 400 KiB) would take this head.
+        assert_eq!(status(CONNECTION_BUFFER * 2).await.unwrap(), "HTTP/1.1 431");
+        stop_tx.send(()).unwrap();
+        server.await.unwrap().unwrap();
     }
 }
