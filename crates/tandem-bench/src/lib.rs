@@ -22,8 +22,6 @@ mod stats;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -299,29 +297,12 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         });
     }
 
-    // Peak memory, sampled every 50 ms for the whole run.
-    let tandem_peak = Arc::new(AtomicU64::new(tandem_idle.rss));
-    let litellm_peak = Arc::new(AtomicU64::new(litellm_idle.unwrap_or(0)));
-    let sampler = {
-        let tandem_pid = tandem.pid();
-        let litellm_pid = litellm.as_ref().map(Child::pid);
-        let tandem_peak = Arc::clone(&tandem_peak);
-        let litellm_peak = Arc::clone(&litellm_peak);
-        tokio::spawn(async move {
-            loop {
-                if let Some(memory) = procs::memory(tandem_pid) {
-                    tandem_peak.fetch_max(memory.rss, Ordering::Relaxed);
-                }
-                if let Some(pid) = litellm_pid {
-                    let pid_rss = tokio::task::spawn_blocking(move || procs::group_rss(pid))
-                        .await
-                        .unwrap_or(0);
-                    litellm_peak.fetch_max(pid_rss, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
+    let sampler = procs::PeakSampler::start(
+        (tandem.pid(), tandem_idle.rss),
+        litellm
+            .as_ref()
+            .map(|child| (child.pid(), litellm_idle.unwrap_or(0))),
+    );
 
     let budget = Duration::from_secs(settings.scenario_timeout_s);
     let mut results = Results::new(settings.clone(), &targets);
@@ -334,6 +315,7 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         requests = settings.requests,
         "scenario 1/4: sequential non-streamed requests"
     );
+    let pause = sampler.pause();
     let before = cpu.read();
     let times = CpuTimes::read();
     let latency = scenario::sequential(
@@ -378,6 +360,7 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
     )
     .await;
     results.steal.ttft = CpuTimes::read().steal_percent_since(&times);
+    drop(pause);
     let used = cpu.since(&before);
     for (target, result) in targets.iter().zip(ttft) {
         if let Some(seconds) = used.get(target.kind) {
@@ -440,13 +423,13 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
 
     // Memory after the load has ended.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    sampler.abort();
+    let (tandem_peak, litellm_peak) = sampler.stop();
     let tandem_after = procs::memory(tandem.pid()).unwrap_or_default();
     results.memory.tandem = Some(GatewayMemory {
         startup_s: tandem_startup.as_secs_f64(),
         processes: 1,
         idle_mb: mb(tandem_idle.rss),
-        peak_mb: mb(tandem_peak.load(Ordering::Relaxed).max(tandem_after.hwm)),
+        peak_mb: mb(tandem_peak.max(tandem_after.hwm)),
         after_load_mb: mb(tandem_after.rss),
     });
     if let Some(child) = &litellm {
@@ -454,7 +437,7 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
             startup_s: litellm_startup.map_or(0.0, |d| d.as_secs_f64()),
             processes: litellm_processes.unwrap_or(0),
             idle_mb: mb(litellm_idle.unwrap_or(0)),
-            peak_mb: mb(litellm_peak.load(Ordering::Relaxed)),
+            peak_mb: mb(litellm_peak),
             after_load_mb: mb(procs::group_rss(child.pid())),
         });
     }

@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -285,4 +286,109 @@ pub(crate) fn litellm_version(bin: &Path) -> Option<String> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .filter(|v| !v.is_empty())
     })
+}
+
+/// How often [`PeakSampler`] reads the gateways' RSS.
+const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+
+/// The highest RSS of tandem and of LiteLLM's process group, read every [`SAMPLE_EVERY`] for the whole run, except
+/// while a [`Pause`] is held.
+///
+/// The sequential scenarios hold one. A sample of LiteLLM's group reads every process's `/proc/PID/stat` to find
+/// the group's members, about a millisecond of CPU on a machine with two, and a millisecond in every fifty is the
+/// order of the p99 those scenarios measure: the requests that overlapped a sample would time the sampler, and
+/// tandem's, which take longer than direct's, more often. Pausing loses nothing: tandem's peak also takes its
+/// `VmHWM`, which the kernel keeps, and LiteLLM's RSS grows with its load and peaks in the concurrent scenario.
+pub(crate) struct PeakSampler {
+    tandem: Arc<AtomicU64>,
+    litellm: Arc<AtomicU64>,
+    paused: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Holds a [`PeakSampler`] still until dropped.
+pub(crate) struct Pause<'a>(&'a AtomicBool);
+
+impl Drop for Pause<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+impl PeakSampler {
+    /// Starts sampling tandem (`pid`, with its RSS so far) and LiteLLM's process group (`pgid`, likewise).
+    pub(crate) fn start(tandem: (u32, u64), litellm: Option<(u32, u64)>) -> PeakSampler {
+        let (tandem_pid, tandem_rss) = tandem;
+        let peak_tandem = Arc::new(AtomicU64::new(tandem_rss));
+        let peak_litellm = Arc::new(AtomicU64::new(litellm.map_or(0, |(_, rss)| rss)));
+        let paused = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let (peak_tandem, peak_litellm, paused) = (
+                Arc::clone(&peak_tandem),
+                Arc::clone(&peak_litellm),
+                Arc::clone(&paused),
+            );
+            async move {
+                loop {
+                    if !paused.load(Ordering::Relaxed) {
+                        if let Some(memory) = memory(tandem_pid) {
+                            peak_tandem.fetch_max(memory.rss, Ordering::Relaxed);
+                        }
+                        if let Some((pgid, _)) = litellm {
+                            let rss = tokio::task::spawn_blocking(move || group_rss(pgid))
+                                .await
+                                .unwrap_or(0);
+                            peak_litellm.fetch_max(rss, Ordering::Relaxed);
+                        }
+                    }
+                    tokio::time::sleep(SAMPLE_EVERY).await;
+                }
+            }
+        });
+        PeakSampler {
+            tandem: peak_tandem,
+            litellm: peak_litellm,
+            paused,
+            task,
+        }
+    }
+
+    /// Stops sampling until the returned guard drops.
+    pub(crate) fn pause(&self) -> Pause<'_> {
+        self.paused.store(true, Ordering::Relaxed);
+        Pause(&self.paused)
+    }
+
+    /// Stops sampling for good: the highest RSS sampled of tandem and of LiteLLM's group, in bytes.
+    pub(crate) fn stop(self) -> (u64, u64) {
+        self.task.abort();
+        (
+            self.tandem.load(Ordering::Relaxed),
+            self.litellm.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_peak_sampler_reads_nothing_while_paused_and_samples_again_after() {
+        let me = std::process::id();
+        let sampler = PeakSampler::start((me, 0), None);
+        // On this single-threaded runtime the sampler's task has not run yet, so it has sampled nothing.
+        let pause = sampler.pause();
+        tokio::time::sleep(SAMPLE_EVERY * 4).await;
+        assert_eq!(
+            sampler.tandem.load(Ordering::Relaxed),
+            0,
+            "sampled while paused"
+        );
+        drop(pause);
+        tokio::time::sleep(SAMPLE_EVERY * 4).await;
+        let (peak, litellm) = sampler.stop();
+        assert!(peak > 0, "no sample after the pause ended");
+        assert_eq!(litellm, 0);
+    }
 }
