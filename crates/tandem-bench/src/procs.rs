@@ -1,5 +1,6 @@
 //! The processes under test: the testkit upstream, `tandem serve` and the LiteLLM proxy, each a child in its own
-//! process group, killed (group and all) when its guard drops; plus RSS readings from `/proc`.
+//! process group, killed (group and all) when its guard drops; plus RSS readings from `/proc` and the sampler of
+//! the gateways' peak RSS.
 
 use std::fs::File;
 use std::io::Read as _;

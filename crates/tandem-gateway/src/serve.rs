@@ -10,8 +10,9 @@
 //!   400 in the client API's shape.
 //!
 //! Answers have no deadline while serving: a stream lasts as long as the upstream keeps talking and the client
-//! keeps reading. A client that reads slowly holds at most [`CONNECTION_BUFFER`] of its answer in the connection's
-//! buffer, since the answer is pulled from the upstream only while that has room. At shutdown, [`serve_with`] gives those in flight a limit (the drain deadline).
+//! keeps reading. An answer is pulled from its upstream only while the client connection's buffer has room, so a
+//! client that reads slowly holds at most [`CONNECTION_BUFFER`] there. At shutdown, [`serve_with`] gives the
+//! answers in flight a limit (the drain deadline).
 //!
 //! [`serve_with`] takes the router through a `watch` channel: a configuration reload replaces it, and each request
 //! is served by the router current when its head arrived.
@@ -36,10 +37,9 @@ use tokio::time::{Instant, Sleep};
 
 use crate::workers::Workers;
 
-/// The most a connection buffers ahead, each way: of an answer its client has not read yet, and of a request
-/// before the handler reads it. An answer's frames are pulled from the upstream only while its buffer has
-/// room, so a client that reads slowly holds at most this much of tandem's memory on the way out (hyper's
-/// default is about 400 KiB); it also bounds a request head.
+/// The most a client connection buffers ahead, each way: of an answer its client has not read yet, and of a
+/// request before the handler reads it (so it also bounds a request head). hyper's default is about 400 KiB.
+/// A slow reader's upstream connection holds its own read buffer on top, which reqwest does not let us bound.
 const CONNECTION_BUFFER: usize = 64 * 1024;
 
 /// How long a client may take to send a request.
