@@ -1,7 +1,9 @@
 //! Tests of the targets and the number formatting of the report.
 
 use crate::Settings;
-use crate::report::{GatewayMemory, Results, goals, int, markdown, signed};
+use crate::report::{
+    GatewayMemory, Results, Round, counted_round, goals, int, markdown, quiet, signed,
+};
 use crate::scenario::{Kind, Sequential, Single};
 use crate::stats::Summary;
 
@@ -12,6 +14,7 @@ fn settings() -> Settings {
         streams: 10,
         warmup: 1,
         block: 50,
+        ttft_rounds: 3,
         answer_tokens: 16,
         stream_tokens: 1000,
         litellm_stream_tokens: 100,
@@ -157,5 +160,38 @@ fn the_turns_are_described_as_they_ran() {
         without
             .contains("direct and tandem alternating in turns of 50 each; 2 unrecorded per turn"),
         "{without}"
+    );
+}
+
+#[test]
+fn a_disturbed_ttft_round_gives_way_to_the_first_quiet_one_or_else_the_least_disturbed() {
+    assert!(quiet(Some(0.5)) && quiet(Some(0.0)) && quiet(None));
+    assert!(!quiet(Some(0.51)));
+    assert_eq!(counted_round(&[Some(3.1), Some(0.2), Some(0.0)]), Some(1));
+    assert_eq!(counted_round(&[Some(3.1), Some(1.2), Some(2.0)]), Some(1));
+    assert_eq!(counted_round(&[Some(3.1), None]), Some(1));
+    assert_eq!(counted_round(&[Some(0.4)]), Some(0));
+    assert_eq!(counted_round(&[]), None);
+}
+
+#[test]
+fn the_ttft_target_names_its_round_when_one_was_set_aside_or_none_was_quiet() {
+    let round = |steal: f64, counted: bool| Round {
+        steal: Some(steal),
+        added_p99_ms: Some(1.4),
+        counted,
+    };
+    let mut results = results();
+    results.ttft_rounds = vec![round(0.1, true)];
+    assert_eq!(goals(&results)[1].measured, "+0.200 ms");
+    results.ttft_rounds = vec![round(3.1, false), round(0.2, true)];
+    assert_eq!(
+        goals(&results)[1].measured,
+        "+0.200 ms (round 2 of 2, 0.2% steal)"
+    );
+    results.ttft_rounds = vec![round(3.1, false), round(1.2, true), round(2.0, false)];
+    assert_eq!(
+        goals(&results)[1].measured,
+        "+0.200 ms (round 2 of 3, 1.2% steal: no round was quiet)"
     );
 }
