@@ -59,8 +59,9 @@ pub struct Args {
     /// the targets request by request [default: 50, quick: 10].
     #[arg(long)]
     pub block: Option<u32>,
-    /// Most rounds of the time-to-first-token scenario: a round during which the hypervisor stole more than 0.5% of
-    /// the CPU time is set aside and the scenario runs again; the report shows every round [default: 3, quick: 1].
+    /// Most rounds of direct and tandem in the time-to-first-token scenario: a round during which the hypervisor
+    /// stole more than 0.5% of the CPU time is set aside and the two run again; the report shows every round
+    /// [default: 5, quick: 1].
     #[arg(long)]
     pub ttft_rounds: Option<u32>,
     /// Tokens of the single-stream throughput test for direct and tandem [default: 200000, quick: 20000].
@@ -141,7 +142,7 @@ impl Settings {
             streams: pick(args.streams, 2000, 50),
             warmup: pick(args.warmup, 100, 20),
             block: pick(args.block, 50, 10).max(1),
-            ttft_rounds: pick(args.ttft_rounds, 3, 1).max(1),
+            ttft_rounds: pick(args.ttft_rounds, 5, 1).max(1),
             answer_tokens: 16,
             stream_tokens: pick(args.stream_tokens, 200_000, 20_000),
             litellm_stream_tokens: pick(args.litellm_stream_tokens, 20_000, 2_000),
@@ -353,8 +354,23 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         streams = settings.streams,
         "scenario 2/4: sequential streams, time to first token"
     );
-    // Direct's own TTFT p99 follows the hypervisor's steal (bench/README.md), so a round it disturbed is set aside
-    // and the scenario runs again; every round is reported.
+    // Direct and tandem run in rounds of their own: direct's own TTFT p99 follows the hypervisor's steal
+    // (bench/README.md), so a round it disturbed is set aside and the two run again; every round is reported.
+    // LiteLLM, 50 times slower, then takes one pass in turns against direct.
+    let plan = SequentialPlan {
+        count: settings.streams,
+        warmup: settings.warmup,
+        block: settings.block,
+        tokens: settings.answer_tokens,
+        stream: true,
+        budget,
+        request_timeout: Duration::from_secs(30),
+    };
+    let native: Vec<Target> = targets
+        .iter()
+        .filter(|t| t.kind != Kind::Litellm)
+        .cloned()
+        .collect();
     let mut rounds = Vec::new();
     for round in 0..settings.ttft_rounds {
         if round > 0 {
@@ -362,23 +378,11 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
         }
         let before = cpu.read();
         let times = CpuTimes::read();
-        let ttft = scenario::sequential(
-            &targets,
-            &SequentialPlan {
-                count: settings.streams,
-                warmup: settings.warmup,
-                block: settings.block,
-                tokens: settings.answer_tokens,
-                stream: true,
-                budget,
-                request_timeout: Duration::from_secs(30),
-            },
-        )
-        .await;
+        let ttft = scenario::sequential(&native, &plan).await;
         let steal = CpuTimes::read().steal_percent_since(&times);
         let used = cpu.since(&before);
         let mut per = PerTarget::default();
-        for (target, result) in targets.iter().zip(&ttft) {
+        for (target, result) in native.iter().zip(&ttft) {
             per.set(target.kind, result.clone());
         }
         let added_p99_ms = report::added(&per, Kind::Tandem, report::p99);
@@ -398,19 +402,42 @@ async fn run_inner(args: Args) -> anyhow::Result<Report> {
             break;
         }
     }
-    drop(pause);
     let steals: Vec<Option<f64>> = rounds.iter().map(|(_, _, steal)| *steal).collect();
     if let Some(counted) = report::counted_round(&steals) {
         results.ttft_rounds[counted].counted = true;
         let (ttft, used, steal) = rounds.swap_remove(counted);
         results.steal.ttft = steal;
-        for (target, result) in targets.iter().zip(ttft) {
+        for (target, result) in native.iter().zip(ttft) {
             if let Some(seconds) = used.get(target.kind) {
                 results.cpu.entry(target.kind).us_per_stream = per_unit(*seconds, result.sent);
             }
             results.ttft.set(target.kind, result);
         }
     }
+    let paired: Vec<Target> = targets
+        .iter()
+        .filter(|t| t.kind != Kind::Tandem)
+        .cloned()
+        .collect();
+    if paired.iter().any(|t| t.kind == Kind::Litellm) {
+        let before = cpu.read();
+        let ttft = scenario::sequential(&paired, &plan).await;
+        let used = cpu.since(&before);
+        for (target, result) in paired.into_iter().zip(ttft) {
+            match target.kind {
+                Kind::Litellm => {
+                    if let Some(seconds) = used.get(Kind::Litellm) {
+                        results.cpu.entry(Kind::Litellm).us_per_stream =
+                            per_unit(*seconds, result.sent);
+                    }
+                    results.ttft.set(Kind::Litellm, result);
+                }
+                Kind::Direct => results.ttft_litellm_direct = Some(result),
+                Kind::Tandem => {}
+            }
+        }
+    }
+    drop(pause);
 
     tracing::info!("scenario 3/4: one long stream");
     for target in &targets {

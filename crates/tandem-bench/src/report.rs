@@ -158,8 +158,11 @@ pub(crate) struct Results {
     pub(crate) cpu: PerTarget<CpuCost>,
     /// CPU time the hypervisor gave to other guests, in percent of the machine's, per scenario.
     pub(crate) steal: Steal,
-    /// Every round of scenario 2, in order; the counted one's figures are in `ttft` (and `steal.ttft`).
+    /// Every round of scenario 2 for direct and tandem, in order; the counted one's figures are in `ttft` (and
+    /// `steal.ttft`).
     pub(crate) ttft_rounds: Vec<Round>,
+    /// Scenario 2: direct's TTFT in LiteLLM's pass, which LiteLLM's added TTFT is measured against.
+    pub(crate) ttft_litellm_direct: Option<Sequential>,
     pub(crate) goals: Vec<Goal>,
     pub(crate) tandem_alive: bool,
     pub(crate) litellm_alive: Option<bool>,
@@ -183,6 +186,7 @@ impl Results {
             cpu: PerTarget::default(),
             steal: Steal::default(),
             ttft_rounds: Vec::new(),
+            ttft_litellm_direct: None,
             goals: Vec::new(),
             tandem_alive: true,
             litellm_alive: None,
@@ -197,8 +201,17 @@ pub(crate) fn added(
     kind: Kind,
     pick: fn(&Summary) -> f64,
 ) -> Option<f64> {
-    let direct = per.direct.as_ref().filter(|s| s.ms.count > 0)?;
-    let gateway = per.get(kind).filter(|s| s.ms.count > 0)?;
+    added_to(per.direct.as_ref(), per.get(kind), pick)
+}
+
+/// A percentile of `gateway` minus the same percentile of `direct` (ms), when both have samples.
+fn added_to(
+    direct: Option<&Sequential>,
+    gateway: Option<&Sequential>,
+    pick: fn(&Summary) -> f64,
+) -> Option<f64> {
+    let direct = direct.filter(|s| s.ms.count > 0)?;
+    let gateway = gateway.filter(|s| s.ms.count > 0)?;
     Some(pick(&gateway.ms) - pick(&direct.ms))
 }
 
@@ -411,18 +424,45 @@ pub(crate) fn markdown(results: &Results) -> String {
         "Non-streamed: {} sequential requests per target ({}-token answer; {turns})",
         s.requests, s.answer_tokens
     ));
-    sequential_rows(&mut table, &results.latency, "latency");
+    sequential_rows(&mut table, &results.latency, "latency", None);
     cpu_row(
         &mut table,
         &results.cpu,
         "gateway CPU per request (µs)",
         |c| c.us_per_request,
     );
+    let ttft_turns = match s.block {
+        1 => "direct and tandem interleaved request by request".to_owned(),
+        n => format!("direct and tandem alternating in turns of {n} each; 2 unrecorded per turn"),
+    };
+    let litellm_pass = if table.has_litellm {
+        "; LiteLLM in a pass of its own, in turns against direct"
+    } else {
+        ""
+    };
     table.section(&format!(
-        "Streamed: {} sequential streams per target ({} tokens; {turns}), time to first token (TTFT)",
+        "Streamed: {} sequential streams per target ({} tokens; {ttft_turns}, in rounds{litellm_pass}), time to first token (TTFT)",
         s.streams, s.answer_tokens
     ));
-    sequential_rows(&mut table, &results.ttft, "TTFT");
+    sequential_rows(
+        &mut table,
+        &results.ttft,
+        "TTFT",
+        results.ttft_litellm_direct.as_ref(),
+    );
+    if let Some(direct) = results
+        .ttft_litellm_direct
+        .as_ref()
+        .filter(|d| d.ms.count > 0)
+    {
+        table.row(
+            "direct's TTFT p50 / p99 in LiteLLM's pass (ms)",
+            Some(format!("{} / {}", ms(direct.ms.p50), ms(direct.ms.p99))),
+            None,
+            None,
+            None,
+        );
+    }
     cpu_row(
         &mut table,
         &results.cpu,
@@ -590,7 +630,14 @@ pub(crate) fn markdown(results: &Results) -> String {
     out
 }
 
-fn sequential_rows(table: &mut Table<'_>, per: &PerTarget<Sequential>, what: &str) {
+/// The rows of a sequential scenario; LiteLLM's added time is measured against `litellm_direct` when direct ran
+/// in a pass of its own with LiteLLM.
+fn sequential_rows(
+    table: &mut Table<'_>,
+    per: &PerTarget<Sequential>,
+    what: &str,
+    litellm_direct: Option<&Sequential>,
+) {
     for (name, pick) in [
         ("p50", p50 as fn(&Summary) -> f64),
         ("p90", p90),
@@ -607,7 +654,11 @@ fn sequential_rows(table: &mut Table<'_>, per: &PerTarget<Sequential>, what: &st
     }
     for (name, pick) in [("p50", p50 as fn(&Summary) -> f64), ("p99", p99)] {
         let t = added(per, Kind::Tandem, pick);
-        let l = added(per, Kind::Litellm, pick);
+        let l = added_to(
+            litellm_direct.or(per.direct.as_ref()),
+            per.litellm.as_ref(),
+            pick,
+        );
         table.row(
             &format!("**added {what} {name} (ms)**"),
             Some("—".to_owned()),
@@ -783,8 +834,8 @@ fn machine(out: &mut String, results: &Results) {
         if results.ttft_rounds.len() > 1 {
             let _ = writeln!(
                 out,
-                "- TTFT scenario rounds (a round during which the hypervisor stole more than {QUIET_STEAL}% of the CPU time \
-                 is set aside and the scenario runs again, at most {} rounds): {}",
+                "- TTFT rounds of direct and tandem (a round during which the hypervisor stole more than {QUIET_STEAL}% of \
+                 the CPU time is set aside and the two run again, at most {} rounds): {}",
                 results.settings.ttft_rounds,
                 rounds_line(&results.ttft_rounds)
             );

@@ -291,6 +291,7 @@ impl Provider for HttpProvider {
             decoder,
             pending: VecDeque::new(),
             sse_events: Vec::new(),
+            decoded: 0,
             idle: self.config.idle_timeout,
             ended: false,
             deferred: None,
@@ -308,7 +309,9 @@ struct Pull {
     parser: sse::Parser,
     decoder: Box<dyn StreamDecoder>,
     pending: VecDeque<StreamEvent>,
+    /// Events framed from the body but not yet decoded: `sse_events[decoded..]`.
     sse_events: Vec<sse::Event>,
+    decoded: usize,
     idle: Duration,
     ended: bool,
     /// An error found after some good events: reported once those are delivered.
@@ -316,10 +319,16 @@ struct Pull {
 }
 
 impl Pull {
+    /// The next canonical event. Events are decoded one at a time, as they are pulled: a fast upstream sends many
+    /// in one read, and the first goes on to the client before the rest of the read is decoded.
     async fn next(mut self) -> Option<(Result<StreamEvent>, Self)> {
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Some((Ok(event), self));
+            }
+            if self.decoded < self.sse_events.len() {
+                self.decode_next();
+                continue;
             }
             if let Some(err) = self.deferred.take() {
                 return Some((Err(err), self));
@@ -362,36 +371,59 @@ impl Pull {
         }
     }
 
-    /// Parse one body chunk into pending canonical events.
+    /// Frame one body chunk into SSE events, to be decoded as they are pulled. Called only once every event
+    /// framed before has been decoded; a chunk that breaks the framing adds none of its events.
     fn absorb(&mut self, chunk: &[u8]) -> Result<()> {
-        let malformed = |provider: &str, source| Error::Malformed {
-            provider: provider.to_owned(),
-            source,
-        };
         self.sse_events.clear();
+        self.decoded = 0;
         self.parser
             .feed(chunk, &mut self.sse_events)
-            .map_err(|e| malformed(&self.provider, e))?;
-        for event in &self.sse_events {
-            if self.decoder.is_done() {
-                break;
-            }
-            let events = self
-                .decoder
-                .decode(event)
-                .map_err(|e| malformed(&self.provider, e))?;
-            self.pending.extend(events);
-        }
+            .map_err(|source| Error::Malformed {
+                provider: self.provider.clone(),
+                source,
+            })
+            .inspect_err(|_| self.sse_events.clear())
+    }
+
+    /// Decode the next framed event into pending canonical events. Once the answer is complete, or an event is
+    /// malformed, the rest of the body is left unread (so the connection can go back to the pool).
+    fn decode_next(&mut self) {
+        let Some(event) = self.sse_events.get(self.decoded) else {
+            return;
+        };
+        self.decoded += 1;
         if self.decoder.is_done() {
-            // The answer is complete: stop reading and let the connection go back to the pool.
+            self.decoded = self.sse_events.len();
             self.ended = true;
+            return;
         }
-        Ok(())
+        match self.decoder.decode(event) {
+            Ok(events) => {
+                self.pending.extend(events);
+                if self.decoder.is_done() {
+                    self.decoded = self.sse_events.len();
+                    self.ended = true;
+                }
+            }
+            Err(source) => {
+                self.decoded = self.sse_events.len();
+                self.ended = true;
+                self.deferred = Some(Error::Malformed {
+                    provider: self.provider.clone(),
+                    source,
+                });
+            }
+        }
     }
 
     fn fail(mut self, err: Error) -> Option<(Result<StreamEvent>, Self)> {
         self.ended = true;
         self.pending.clear();
+        self.sse_events.clear();
+        self.decoded = 0;
         Some((Err(err), self))
     }
 }
+
+#[cfg(test)]
+mod tests;

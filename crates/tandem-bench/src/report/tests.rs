@@ -195,3 +195,28 @@ fn the_ttft_target_names_its_round_when_one_was_set_aside_or_none_was_quiet() {
         "+0.200 ms (round 2 of 3, 1.2% steal: no round was quiet)"
     );
 }
+
+#[test]
+fn the_added_ttft_of_litellm_is_measured_against_direct_in_its_own_pass() {
+    let mut results = results();
+    results.ttft.set(Kind::Litellm, seq(20.0, 30.0));
+    let text = markdown(&results);
+    assert!(
+        text.contains("| **added TTFT p99 (ms)** | — | +0.200 | +29.60 |"),
+        "{text}"
+    );
+    results.ttft_litellm_direct = Some(seq(0.5, 1.0));
+    let text = markdown(&results);
+    assert!(
+        text.contains("| **added TTFT p99 (ms)** | — | +0.200 | +29.00 |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| direct's TTFT p50 / p99 in LiteLLM's pass (ms) | 0.500 / 1.000 |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("in rounds; LiteLLM in a pass of its own, in turns against direct"),
+        "{text}"
+    );
+}
