@@ -186,34 +186,25 @@ pub(crate) fn memory(pid: u32) -> Option<Memory> {
 
 /// Summed RSS of every process in the process group `pgid` (the child and all its workers), in bytes.
 pub(crate) fn group_rss(pgid: u32) -> u64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    let mut total = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        if process_group(pid) == Some(pgid)
-            && let Some(memory) = memory(pid)
-        {
-            total += memory.rss;
-        }
-    }
-    total
+    group_members(pgid)
+        .filter_map(memory)
+        .map(|memory| memory.rss)
+        .sum()
 }
 
 /// Processes in the group `pgid`.
 pub(crate) fn group_size(pgid: u32) -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
+    group_members(pgid).count()
+}
+
+/// The pids of the processes in the group `pgid`, from a scan of `/proc` (none when it cannot be read).
+fn group_members(pgid: u32) -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|&pid| process_group(pid) == Some(pgid))
-        .count()
+        .filter(move |&pid| process_group(pid) == Some(pgid))
 }
 
 /// Fields of `/proc/PID/stat` after the command name (which is in parentheses and may contain spaces):
@@ -236,15 +227,7 @@ pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
 
 /// CPU time of every live process in the process group `pgid`, in seconds.
 pub(crate) fn group_cpu_seconds(pgid: u32) -> f64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|&pid| process_group(pid) == Some(pgid))
-        .filter_map(cpu_seconds)
-        .sum()
+    group_members(pgid).filter_map(cpu_seconds).sum()
 }
 
 /// The `litellm` executable: `--litellm-bin`, else `$TANDEM_BENCH_CACHE` (or `~/.cache/tandem-bench`)
@@ -373,6 +356,25 @@ impl PeakSampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_group_is_found_by_its_id_and_an_unknown_one_is_empty() {
+        use std::os::unix::process::CommandExt as _;
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .process_group(0)
+            .spawn()
+            .expect("spawn sleep");
+        let pgid = child.id();
+        assert_eq!(group_size(pgid), 1);
+        assert!(group_rss(pgid) > 0);
+        assert!(group_cpu_seconds(pgid) >= 0.0);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(group_size(pgid), 0);
+        assert_eq!(group_rss(pgid), 0);
+        assert_eq!(group_size(u32::MAX), 0);
+    }
 
     #[tokio::test]
     async fn the_peak_sampler_reads_nothing_while_paused_and_samples_again_after() {
